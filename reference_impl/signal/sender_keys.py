@@ -1,0 +1,186 @@
+"""Group messaging with sender keys, in the WhatsApp-style (legacy) layout.
+
+Each sender has a chain per group: message seed ``HMAC(CK, 0x01)``, next ``HMAC(CK, 0x02)``;
+``HKDF(salt=none, seed, "WhisperGroup", 48)`` → **iv = [0:16], cipher_key = [16:48]** (the
+reverse of the 1:1 split). Messages are ``0x33 || pb{id, iteration, ciphertext} || sig[64]``,
+XEdDSA-signed by the sender's signing key; the signature is checked before any key is
+derived (research §7). Distribution messages go to each member over pairwise sessions.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from . import xeddsa
+from .crypto import aes_cbc_decrypt, aes_cbc_encrypt, hkdf_sha256, hmac_sha256
+from .errors import DuplicateMessageError, InvalidMessageError, NoSessionError, TooManySkippedKeysError
+from .keys import KeyPair, PrivateKey, PublicKey
+from .rng import Rng, system_rng
+from .store import ProtocolStore
+from .wire import SenderKeyDistributionMessage, SenderKeyMessage
+
+__all__ = [
+    "MAX_SENDER_KEY_STATES",
+    "MAX_GROUP_FORWARD_JUMPS",
+    "MAX_GROUP_MESSAGE_KEYS",
+    "SenderKeyState",
+    "SenderKeyRecord",
+    "create_distribution",
+    "process_distribution",
+    "group_encrypt",
+    "group_decrypt",
+    "group_message_keys",
+]
+
+MAX_SENDER_KEY_STATES = 5
+MAX_GROUP_FORWARD_JUMPS = 25_000
+MAX_GROUP_MESSAGE_KEYS = 2_000
+_INFO = b"WhisperGroup"
+
+
+def group_message_keys(chain_key: bytes) -> tuple[bytes, bytes]:
+    """Return ``(iv, cipher_key)`` for the chain key's current iteration."""
+    okm = hkdf_sha256(hmac_sha256(chain_key, b"\x01"), _INFO, 48)
+    return okm[:16], okm[16:48]
+
+
+def _next(chain_key: bytes) -> bytes:
+    return hmac_sha256(chain_key, b"\x02")
+
+
+@dataclass(slots=True)
+class SenderKeyState:
+    key_id: int
+    iteration: int
+    chain_key: bytes
+    signing_public: PublicKey
+    signing_private: PrivateKey | None = None
+    #: iteration -> chain key at that iteration (keys derived on use), oldest first.
+    skipped: "OrderedDict[int, bytes]" = field(default_factory=OrderedDict)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.key_id,
+            "iteration": self.iteration,
+            "chain_key": self.chain_key.hex(),
+            "signing_public": self.signing_public.serialize().hex(),
+            "signing_private": self.signing_private.serialize().hex() if self.signing_private else None,
+            "skipped": [[i, k.hex()] for i, k in self.skipped.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SenderKeyState":
+        return cls(
+            d["id"], d["iteration"], bytes.fromhex(d["chain_key"]),
+            PublicKey.from_bytes(bytes.fromhex(d["signing_public"])),
+            PrivateKey(bytes.fromhex(d["signing_private"])) if d["signing_private"] else None,
+            OrderedDict((i, bytes.fromhex(k)) for i, k in d["skipped"]),
+        )
+
+
+@dataclass(slots=True)
+class SenderKeyRecord:
+    states: list[SenderKeyState] = field(default_factory=list)  # newest first
+
+    def find(self, key_id: int) -> SenderKeyState | None:
+        return next((s for s in self.states if s.key_id == key_id), None)
+
+    def add(self, state: SenderKeyState) -> None:
+        self.states = [s for s in self.states if s.key_id != state.key_id]
+        self.states.insert(0, state)
+        del self.states[MAX_SENDER_KEY_STATES:]
+
+    def to_dict(self) -> dict:
+        return {"states": [s.to_dict() for s in self.states]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SenderKeyRecord":
+        return cls([SenderKeyState.from_dict(s) for s in d["states"]])
+
+
+def _record(store: ProtocolStore, group: str, sender: str) -> SenderKeyRecord:
+    rec = store.sender_keys.get((group, sender))
+    if not isinstance(rec, SenderKeyRecord):
+        rec = SenderKeyRecord()
+        store.sender_keys[(group, sender)] = rec
+    return rec
+
+
+def create_distribution(store: ProtocolStore, group: str, own_address: str,
+                        rng: Rng = system_rng) -> SenderKeyDistributionMessage:
+    """Our own sending chain for ``group`` (created on first use) as a distribution message.
+    The id is 31 bits (random u32 >> 1, for Java compatibility)."""
+    rec = _record(store, group, own_address)
+    state = rec.states[0] if rec.states else None
+    if state is None or state.signing_private is None:
+        signing = KeyPair.generate(rng)
+        state = SenderKeyState(int.from_bytes(rng(4), "big") >> 1, 0, rng(32), signing.public,
+                               signing.private)
+        rec.add(state)
+    return SenderKeyDistributionMessage(state.key_id, state.iteration, state.chain_key,
+                                        state.signing_public)
+
+
+def process_distribution(store: ProtocolStore, group: str, sender: str, data: bytes) -> None:
+    skdm = SenderKeyDistributionMessage.parse(data)
+    _record(store, group, sender).add(
+        SenderKeyState(skdm.key_id, skdm.iteration, skdm.chain_key, skdm.signing_key)
+    )
+
+
+def group_encrypt(store: ProtocolStore, group: str, own_address: str, plaintext: bytes,
+                  rng: Rng = system_rng) -> bytes:
+    rec = store.sender_keys.get((group, own_address))
+    if not isinstance(rec, SenderKeyRecord) or not rec.states or rec.states[0].signing_private is None:
+        raise NoSessionError(f"no sending chain for group {group!r}; create a distribution first")
+    state = rec.states[0]
+    iv, key = group_message_keys(state.chain_key)
+    body = SenderKeyMessage.encode_body(state.key_id, state.iteration,
+                                        aes_cbc_encrypt(key, iv, plaintext))
+    assert state.signing_private is not None
+    sig = xeddsa.sign(state.signing_private, body, rng)
+    state.chain_key = _next(state.chain_key)
+    state.iteration += 1
+    return body + sig
+
+
+def group_decrypt(store: ProtocolStore, group: str, sender: str, data: bytes) -> bytes:
+    msg = SenderKeyMessage.parse(data)
+    rec = store.sender_keys.get((group, sender))
+    state = rec.find(msg.key_id) if isinstance(rec, SenderKeyRecord) else None
+    if state is None:
+        raise NoSessionError(f"no sender key {msg.key_id} from {sender!r} in group {group!r}")
+    xeddsa.verify(state.signing_public, msg.body, msg.signature)
+    if msg.iteration < state.iteration:
+        ck = state.skipped.get(msg.iteration)
+        if ck is None:
+            raise DuplicateMessageError(
+                f"sender-key iteration {msg.iteration} is behind the chain ({state.iteration}) "
+                "and its key was already used"
+            )
+        iv, key = group_message_keys(ck)
+        plaintext = aes_cbc_decrypt(key, iv, msg.ciphertext)
+        del state.skipped[msg.iteration]
+        return plaintext
+    if msg.iteration - state.iteration > MAX_GROUP_FORWARD_JUMPS:
+        raise TooManySkippedKeysError(
+            f"sender-key iteration {msg.iteration} jumps {msg.iteration - state.iteration} ahead; "
+            f"limit {MAX_GROUP_FORWARD_JUMPS}"
+        )
+    ck, it = state.chain_key, state.iteration
+    skipped: list[tuple[int, bytes]] = []
+    while it < msg.iteration:
+        skipped.append((it, ck))
+        ck, it = _next(ck), it + 1
+    iv, key = group_message_keys(ck)
+    try:
+        plaintext = aes_cbc_decrypt(key, iv, msg.ciphertext)
+    except InvalidMessageError:
+        raise
+    # Commit only after success.
+    for i, k in skipped:
+        state.skipped[i] = k
+        if len(state.skipped) > MAX_GROUP_MESSAGE_KEYS:
+            state.skipped.popitem(last=False)
+    state.chain_key, state.iteration = _next(ck), it + 1
+    return plaintext
