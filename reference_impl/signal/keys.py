@@ -16,6 +16,7 @@ from .rng import Rng, system_rng
 __all__ = ["DJB_TYPE", "PublicKey", "PrivateKey", "KeyPair", "clamp"]
 
 DJB_TYPE = 0x05
+_P = 2**255 - 19
 
 
 def clamp(k: bytes) -> bytes:
@@ -51,6 +52,12 @@ class PublicKey:
             raise InvalidKeyError(f"bad key type byte 0x{data[0]:02x}, expected 0x05")
         if len(data) != 33:
             raise InvalidKeyError(f"public key is {len(data)} bytes, expected 33")
+        u = int.from_bytes(data[1:], "little")
+        if u >= _P:
+            # libsignal rejects a non-canonical base key (u >= p or bit 255 set,
+            # ``curve.rs`` ``is_canonical``); X25519 would silently ignore the difference,
+            # so accepting it would let an attacker change key bytes without changing any DH.
+            raise InvalidKeyError("public key is not canonical (u >= 2^255 - 19 or bit 255 set)")
         return cls(bytes(data[1:]))
 
     def serialize(self) -> bytes:

@@ -132,11 +132,23 @@ def decrypt_signal_message(store: ProtocolStore, address: str, data: bytes,
 
 
 def decrypt_prekey_message(store: ProtocolStore, address: str, data: bytes,
-                           rng: Rng = system_rng) -> bytes:
+                           rng: Rng = system_rng, *,
+                           expected_registration_id: int | None = None) -> bytes:
     """Responder side. A repeated PreKey message (same base key) reuses its session; a new
     base key from a known peer archives the old session. The one-time pre-key is removed
-    only after the inner message decrypted."""
+    only after the inner message decrypted.
+
+    ``registration_id`` (and, for a repeated message, ``signed_pre_key_id``) is covered by no
+    MAC in v3 (libsignal alike). A caller that knows the sender's registration id from a
+    directory (the gatekeeper knows the enlisted ``e_regid``) passes it as
+    ``expected_registration_id`` so that a tampered value is rejected too.
+    """
     pkm = PreKeySignalMessage.parse(data)
+    if expected_registration_id is not None and pkm.registration_id != expected_registration_id:
+        raise InvalidMessageError(
+            f"PreKeySignalMessage registration_id {pkm.registration_id} differs from the "
+            f"directory's {expected_registration_id}"
+        )
     if not store.is_trusted(address, pkm.identity_key):
         raise UntrustedIdentityError(address, pkm.identity_key.serialize())
     rec = store.sessions.get(address)
