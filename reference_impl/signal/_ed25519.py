@@ -75,7 +75,7 @@ def scalarmult_base(k: int) -> tuple[int, int, int, int]:
 
 def compress(pt: tuple[int, int, int, int]) -> bytes:
     x, y, z, _ = pt
-    zi = pow(z, P - 2, P)
+    zi = pow(z, -1, P)
     x, y = x * zi % P, y * zi % P
     return (y | ((x & 1) << 255)).to_bytes(32, "little")
 
@@ -85,4 +85,4 @@ def montgomery_to_edwards_y(u: int) -> int | None:
     u %= P
     if (u + 1) % P == 0:
         return None
-    return (u - 1) * pow(u + 1, P - 2, P) % P
+    return (u - 1) * pow(u + 1, -1, P) % P

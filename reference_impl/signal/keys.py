@@ -6,7 +6,7 @@ and the XEdDSA nonce hashes the clamped bytes (research §1, §6).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
@@ -72,11 +72,15 @@ class PrivateKey:
     """A clamped Curve25519 private scalar (32 bytes)."""
 
     k: bytes
+    #: The backend key object, built once: constructing it costs as much as an agreement.
+    _x: X25519PrivateKey | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, (bytes, bytearray)) or len(self.k) != 32:
             raise InvalidKeyError("Curve25519 private key must be 32 bytes")
-        object.__setattr__(self, "k", clamp(bytes(self.k)))
+        k = clamp(bytes(self.k))
+        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "_x", X25519PrivateKey.from_private_bytes(k))
 
     @classmethod
     def generate(cls, rng: Rng = system_rng) -> "PrivateKey":
@@ -86,14 +90,14 @@ class PrivateKey:
         return self.k
 
     def public_key(self) -> PublicKey:
-        priv = X25519PrivateKey.from_private_bytes(self.k)
-        return PublicKey(priv.public_key().public_bytes_raw())
+        assert self._x is not None
+        return PublicKey(self._x.public_key().public_bytes_raw())
 
     def agree(self, their: PublicKey) -> bytes:
         """Raw X25519; the all-zero result (a low-order peer key) is rejected."""
-        priv = X25519PrivateKey.from_private_bytes(self.k)
+        assert self._x is not None
         try:
-            shared = priv.exchange(X25519PublicKey.from_public_bytes(their.u))
+            shared = self._x.exchange(X25519PublicKey.from_public_bytes(their.u))
         except ValueError as exc:
             raise InvalidKeyAgreementError("X25519 agreement gave the all-zero secret") from exc
         if shared == bytes(32):  # belt and braces: older backends returned zeros

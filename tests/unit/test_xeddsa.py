@@ -68,3 +68,11 @@ def test_sign_verify_round_trip(seed, msg, z):
     xeddsa.verify(kp.public, msg, sig)
     with pytest.raises(InvalidSignatureError):
         xeddsa.verify(kp.public, msg + b"x", sig)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=0, max_value=L - 1))
+def test_libsodium_and_pure_python_base_multiplication_agree(scalar):
+    from reference_impl.signal._ed25519 import compress, scalarmult_base
+
+    assert xeddsa.base_mult(scalar) == compress(scalarmult_base(scalar))
