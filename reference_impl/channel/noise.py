@@ -7,16 +7,19 @@ the cacophony vectors) with two bindings the framework has too:
 - the client's static key is the ``authkey`` it enlisted with, so the gatekeeper knows
   which enlisted client it talks to without any other credential;
 - the client's third handshake message carries a :class:`ClientHello` — the provider's
-  JWT for the user and the protocol version — encrypted under the handshake keys.
+  JWT for the user, the protocol version and the enlisted login — encrypted under the
+  handshake keys;
+- the client checks the gatekeeper's static key (message 2) against the published one
+  before it reveals anything in message 3 (spec CHN-003).
 
 Each WebSocket binary message carries exactly one Noise message (at most 65535 bytes).
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
 from noise.connection import Keypair, NoiseConnection
 from cryptography.exceptions import InvalidTag
 from noise.exceptions import (
@@ -26,6 +29,8 @@ from noise.exceptions import (
     NoiseValidationError,
     NoiseValueError,
 )
+
+from reference_impl.wire.stanzas_pb2 import HandshakePayload
 
 __all__ = [
     "PROTOCOL_NAME",
@@ -44,8 +49,10 @@ PROLOGUE = b"interop-chat/1"
 #: Noise's own limit on one message, ciphertext and tag included.
 MAX_FRAME = 65535
 _TAG = 16
-#: The largest ClientHello we accept: a 4 KiB token plus room for JSON.
+#: The largest ClientHello we accept: a 4 KiB token plus the other fields.
 MAX_HELLO = 8192
+#: The interop protocol version this implementation speaks (spec CHN-004, ENL-005).
+PROTOCOL_VERSION = "1.0.0"
 
 
 #: Everything ``noiseprotocol`` (and the AEAD under it) raises on hostile input.
@@ -59,31 +66,31 @@ class ChannelError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
-    """The initiator's final handshake payload: ``{"token": JWT, "version": N}`` as UTF-8 JSON."""
+    """The initiator's final handshake payload, a serialized ``interop.stanzas.HandshakePayload``
+    (spec CHN-004): the user's JWT, the protocol version and the enlisted ``login``."""
 
-    token: str
-    version: int
+    jwt: str
+    protocol_version: str = PROTOCOL_VERSION
+    login: str = ""
 
     def encode(self) -> bytes:
-        return json.dumps({"token": self.token, "version": self.version},
-                          separators=(",", ":"), sort_keys=True).encode()
+        return HandshakePayload(jwt=self.jwt, protocol_version=self.protocol_version,
+                                login=self.login).SerializeToString()
 
     @classmethod
     def decode(cls, data: bytes) -> "ClientHello":
         if len(data) > MAX_HELLO:
             raise ChannelError(f"handshake payload of {len(data)} bytes exceeds {MAX_HELLO}")
+        msg = HandshakePayload()
         try:
-            obj = json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ChannelError("handshake payload is not UTF-8 JSON") from exc
-        if not isinstance(obj, dict):
-            raise ChannelError("handshake payload must be a JSON object")
-        token, version = obj.get("token"), obj.get("version")
-        if not isinstance(token, str) or not token:
-            raise ChannelError("handshake payload lacks a string 'token'")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise ChannelError("handshake payload lacks an integer 'version'")
-        return cls(token, version)
+            msg.ParseFromString(bytes(data))
+        except (DecodeError, ValueError, RuntimeError) as exc:
+            raise ChannelError("handshake payload is not a HandshakePayload protobuf") from exc
+        if not msg.jwt:
+            raise ChannelError("handshake payload lacks the jwt")
+        if not msg.protocol_version:
+            raise ChannelError("handshake payload lacks the protocol_version")
+        return cls(msg.jwt, msg.protocol_version, msg.login)
 
 
 class NoiseTransport:
@@ -139,14 +146,22 @@ class NoiseInitiator:
         self._conn = _connection(static_private, True, prologue, ephemeral_private)
         self.transport: NoiseTransport | None = None
         self.server_payload = b""
+        self.server_static = b""
 
     def start(self) -> bytes:
         return bytes(self._conn.write_message())
 
-    def finish(self, msg2: bytes, hello: ClientHello | bytes) -> bytes:
+    def finish(self, msg2: bytes, hello: ClientHello | bytes, *,
+               expected_server_static: bytes | None = None) -> bytes:
+        """Read message 2 and write message 3. With ``expected_server_static`` (32 bytes) a
+        gatekeeper presenting another static key is refused before message 3 is written."""
         hs = self._conn.noise_protocol.handshake_state
         try:
             self.server_payload = bytes(self._conn.read_message(bytes(msg2)))
+            rs = getattr(hs, "rs", None)
+            self.server_static = bytes(rs.public_bytes) if hasattr(rs, "public_bytes") else b""
+            if expected_server_static is not None and self.server_static != expected_server_static:
+                raise ChannelError("gatekeeper static key differs from the published one")
             payload = hello.encode() if isinstance(hello, ClientHello) else bytes(hello)
             msg3 = bytes(self._conn.write_message(payload))
         except NoiseError as exc:

@@ -12,14 +12,14 @@ def _handshake(client_static: bytes, *, client_prologue: bytes | None = None):
     kwargs = {} if client_prologue is None else {"prologue": client_prologue}
     i, r = NoiseInitiator(client_static, **kwargs), NoiseResponder(os.urandom(32))
     m2 = r.respond(i.start())
-    m3 = i.finish(m2, ClientHello("header.payload.sig", 1))
+    m3 = i.finish(m2, ClientHello("header.payload.sig", "1.0.0", "1-123@interop"))
     return i, r, r.finish(m3)
 
 
 def test_handshake_binds_client_static_key_and_carries_hello():
     static = os.urandom(32)
     i, r, payload = _handshake(static)
-    assert ClientHello.decode(payload) == ClientHello("header.payload.sig", 1)
+    assert ClientHello.decode(payload) == ClientHello("header.payload.sig", "1.0.0", "1-123@interop")
     expected = X25519PrivateKey.from_private_bytes(static).public_key().public_bytes_raw()
     assert r.transport.remote_static == expected
     assert i.transport.handshake_hash == r.transport.handshake_hash
@@ -31,12 +31,12 @@ def test_wrong_prologue_fails_the_handshake():
     i, r = NoiseInitiator(os.urandom(32), prologue=b"other"), NoiseResponder(os.urandom(32))
     m2 = r.respond(i.start())
     with pytest.raises(ChannelError):
-        i.finish(m2, ClientHello("t", 1))
+        i.finish(m2, ClientHello("t"))
 
 
 def test_tampered_final_message_is_rejected():
     i, r = NoiseInitiator(os.urandom(32)), NoiseResponder(os.urandom(32))
-    m3 = bytearray(i.finish(r.respond(i.start()), ClientHello("t", 1)))
+    m3 = bytearray(i.finish(r.respond(i.start()), ClientHello("t")))
     m3[-1] ^= 1
     with pytest.raises(ChannelError):
         r.finish(bytes(m3))
@@ -52,9 +52,20 @@ def test_replayed_or_tampered_transport_frames_are_rejected():
         r.transport.decrypt(b"short")
 
 
-@pytest.mark.parametrize("payload", [b"", b"\xff", b"[]", b'{"token": 5, "version": 1}',
-                                     b'{"token": "t"}', b'{"token": "t", "version": true}',
-                                     b"{" + b" " * 9000 + b"}"])
+@pytest.mark.parametrize("payload", [b"", b"\xff", b"\x0a\x05ab", b"\x0a\x01t",
+                                     b"\x12\x051.0.0", b"\x0a" + b"\xff" * 9000])
 def test_malformed_hello_is_a_channel_error(payload):
     with pytest.raises(ChannelError):
         ClientHello.decode(payload)
+
+
+def test_client_refuses_unexpected_gatekeeper_key_before_message_3():
+    server_static = os.urandom(32)
+    published = X25519PrivateKey.from_private_bytes(server_static).public_key().public_bytes_raw()
+    i, r = NoiseInitiator(os.urandom(32)), NoiseResponder(server_static)
+    m3 = i.finish(r.respond(i.start()), ClientHello("t"), expected_server_static=published)
+    assert ClientHello.decode(r.finish(m3)).jwt == "t"
+    i2, r2 = NoiseInitiator(os.urandom(32)), NoiseResponder(os.urandom(32))
+    with pytest.raises(ChannelError, match="static key"):
+        i2.finish(r2.respond(i2.start()), ClientHello("t"), expected_server_static=published)
+    assert i2.transport is None
