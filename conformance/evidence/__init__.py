@@ -1,0 +1,1 @@
+"""The signed evidence bundle: writing it, verifying it, comparing two runs."""

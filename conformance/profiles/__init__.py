@@ -1,0 +1,1 @@
+"""The kit's profiles, as YAML data (loaded and validated by :mod:`conformance.profile`)."""

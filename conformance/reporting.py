@@ -1,0 +1,173 @@
+"""Report writers: ``report.json`` (schema-checked), ``junit.xml``, ``report.html`` and the
+signed evidence bundle. Everything passes through :func:`conformance.redact.redact` first.
+"""
+from __future__ import annotations
+
+import html
+import json
+import xml.etree.ElementTree as ET
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .evidence.bundle import write_bundle
+from .redact import redact, redact_text
+from .results import RunResults, _safe
+
+__all__ = ["write_all", "validate_report", "REPORT_SCHEMA_PATH", "render_html", "render_junit"]
+
+REPORT_SCHEMA_PATH = Path(__file__).resolve().parent / "report.schema.json"
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return json.loads(REPORT_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def validate_report(report: dict[str, Any]) -> list[str]:
+    """Schema errors of a report (empty when valid)."""
+    v = jsonschema.Draft202012Validator(_schema())
+    return [f"{'/'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in v.iter_errors(report)]
+
+
+def render_junit(results: RunResults) -> bytes:
+    suite = ET.Element("testsuite", name="conformance", tests=str(len(results.checks)))
+    counts = {"failures": 0, "errors": 0, "skipped": 0}
+    for c in results.checks:
+        module, _, name = c.nodeid.rpartition("::")
+        case = ET.SubElement(suite, "testcase", classname=module.replace("/", ".").removesuffix(".py"),
+                             name=name or c.nodeid, time=f"{c.duration:.3f}")
+        props = ET.SubElement(case, "properties")
+        for rid in c.requirements:
+            ET.SubElement(props, "property", name="requirement", value=rid)
+        ET.SubElement(props, "property", name="verdict", value=c.verdict.value)
+        msg = redact_text(c.message)
+        if c.verdict.value == "FAIL":
+            ET.SubElement(case, "failure", message=msg.splitlines()[0] if msg else "FAIL").text = msg
+            counts["failures"] += 1
+        elif c.verdict.value == "ERROR":
+            ET.SubElement(case, "error", message=msg.splitlines()[0] if msg else "ERROR").text = msg
+            counts["errors"] += 1
+        elif c.verdict.value in ("NOT_TESTED", "NOT_APPLICABLE"):
+            ET.SubElement(case, "skipped", message=f"{c.verdict.value}: {msg}")
+            counts["skipped"] += 1
+        elif c.verdict.value == "WARN":
+            ET.SubElement(case, "system-out").text = f"WARN (SHOULD violated): {msg}"
+    for k, v in counts.items():
+        suite.set(k, str(v))
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#bf8700", "NOT_APPLICABLE": "#6e7781",
+            "NOT_TESTED": "#8250df", "ERROR": "#a40e26"}
+
+
+def _chart(by_area: dict[str, dict[str, int]]) -> str:
+    """An inline SVG stacked bar per area: no script, no external asset."""
+    rows, y = [], 10
+    width = 420
+    for area, counts in by_area.items():
+        total = sum(counts.values()) or 1
+        x = 110
+        rows.append(f'<text x="0" y="{y + 13}" class="lbl">{html.escape(area)}</text>')
+        for verdict, n in counts.items():
+            if not n:
+                continue
+            w = width * n / total
+            rows.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="18" fill="{_COLOURS[verdict]}">'
+                        f'<title>{area}: {n} {verdict}</title></rect>')
+            x += w
+        rows.append(f'<text x="{110 + width + 8}" y="{y + 13}" class="lbl">{total}</text>')
+        y += 26
+    return (f'<svg role="img" aria-label="verdicts per area" width="{110 + width + 50}" height="{y + 4}" '
+            f'xmlns="http://www.w3.org/2000/svg">{"".join(rows)}</svg>')
+
+
+def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]]) -> str:
+    e = html.escape
+    result = report["result"]
+    s = report["summary"]
+    area_rows = "".join(
+        f"<tr><td>{e(a)}</td>" + "".join(f"<td class='n'>{c[v]}</td>" for v in _COLOURS) + "</tr>"
+        for a, c in s["by_area"].items())
+    head = "".join(f"<th>{v.replace('_', ' ')}</th>" for v in _COLOURS)
+    req_rows = []
+    for r in report["requirements"]:
+        ev_lines = []
+        for path in r["evidence"]:
+            for entry in evidence.get(path, [])[:40]:
+                ev_lines.append(json.dumps(entry, sort_keys=True)[:400])
+        ev = ("<details><summary>wire evidence ({} entries)</summary><pre>{}</pre></details>".format(
+            len(ev_lines), e("\n".join(ev_lines)))) if ev_lines else ""
+        msg = f"<pre class='msg'>{e(r['message'])}</pre>" if r["message"] else ""
+        req_rows.append(
+            f"<section class='req v-{r['verdict']}' id='{e(r['id'])}'>"
+            f"<h3><span class='badge' style='background:{_COLOURS[r['verdict']]}'>{r['verdict'].replace('_', ' ')}</span> "
+            f"{e(r['id'])} — {e(r['title'])}</h3>"
+            f"<p class='meta'>{e(r['level'])} · {e(r['role'])} · {e(r['area'])} · §{e(r['section'])} · "
+            f"{len(r['checks'])} check(s), {r['duration']:.2f} s</p>"
+            f"<blockquote>{e(r['text'])}</blockquote>{msg}{ev}"
+            f"<p class='rerun'>Rerun: <code>{e(r['rerun'])}</code></p></section>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Conformance report — {e(report['profile']['name'])} {e(report['profile']['version'])} — {result}</title>
+<style>
+body{{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}}
+main{{max-width:980px;margin:0 auto;padding:24px}}
+.result{{font-size:28px;font-weight:700;padding:16px 20px;border-radius:8px;color:#fff}}
+.result.PASS{{background:#1a7f37}}.result.FAIL{{background:#cf222e}}.result.INCOMPLETE{{background:#8250df}}
+table{{border-collapse:collapse;background:#fff;margin:12px 0}}td,th{{border:1px solid #d0d7de;padding:4px 8px}}
+td.n{{text-align:right}}.lbl{{font:12px system-ui,sans-serif;fill:#1f2328}}
+.req{{background:#fff;border:1px solid #d0d7de;border-left-width:6px;border-radius:6px;margin:12px 0;padding:8px 14px}}
+.v-PASS{{border-left-color:#1a7f37}}.v-FAIL,.v-ERROR{{border-left-color:#cf222e}}.v-WARN{{border-left-color:#bf8700}}
+.v-NOT_TESTED{{border-left-color:#8250df}}.v-NOT_APPLICABLE{{border-left-color:#6e7781}}
+.badge{{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px;vertical-align:middle}}
+h3{{margin:6px 0;font-size:16px}}.meta{{color:#57606a;margin:0;font-size:13px}}
+blockquote{{margin:8px 0;padding:4px 10px;border-left:3px solid #d0d7de;color:#31363b}}
+pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-size:12px;overflow:auto}}
+.rerun code{{font-size:12px}}dl{{display:grid;grid-template-columns:max-content auto;gap:2px 12px}}dt{{color:#57606a}}
+</style></head><body><main>
+<div class="result {result}" id="overall">{result}: profile {e(report['profile']['name'])} {e(report['profile']['version'])}</div>
+<dl>
+<dt>Target</dt><dd>{e(report['target'])}</dd>
+<dt>Harness</dt><dd>{e(report['harness'] or 'none')}</dd>
+<dt>Kit</dt><dd>{e(report['kit']['version'])} · vectors {e(report['vectors_version'])}</dd>
+<dt>Run</dt><dd>{e(report['started'])} → {e(report['finished'])}{' · certification mode' if report['certify'] else ''}</dd>
+{"<dt>TLS</dt><dd><strong>--insecure: certificates were not verified</strong></dd>" if report['insecure'] else ""}
+<dt>Declaration</dt><dd>{e(report['declaration_sha256'] or 'none')}</dd>
+</dl>
+<h2>Summary by area</h2>
+<table id="summary"><tr><th>area</th>{head}</tr>{area_rows}
+<tr><th>total</th>{''.join(f"<th class='n' data-verdict='{v}'>{s['by_verdict'][v]}</th>" for v in _COLOURS)}</tr></table>
+{_chart(s['by_area'])}
+<p>{s['requirements']} requirements, {s['checks']} checks.</p>
+<h2>Requirements</h2>
+{''.join(req_rows)}
+</main></body></html>
+"""
+
+
+def write_all(results: RunResults, out: Path, *, signing_key: str | None = None) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    report = redact(results.to_report())
+    errors = validate_report(report)
+    if errors:  # a bug in the kit: say so loudly rather than write an invalid report
+        raise RuntimeError("report.json would not match its schema: " + "; ".join(errors[:5]))
+    evidence = {f"wire/{_safe(c.nodeid)}.jsonl": redact(c.evidence) for c in results.checks if c.evidence}
+    files: dict[str, bytes] = {
+        "report.json": json.dumps(report, indent=2, sort_keys=True).encode(),
+        "junit.xml": render_junit(results),
+        "report.html": render_html(report, evidence).encode(),
+    }
+    for name, entries in evidence.items():
+        files[name] = "".join(json.dumps(x, sort_keys=True) + "\n" for x in entries).encode()
+    paths = {}
+    for name in ("report.json", "junit.xml", "report.html"):
+        (out / name).write_bytes(files[name])
+        paths[name] = out / name
+    paths.update(write_bundle(out, files, report, signing_key=signing_key))
+    return paths
