@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import ssl
+
 import httpx
 
 from .evidence_log import Evidence
@@ -48,7 +50,9 @@ class HttpResult:
 class BoundedHttp:
     def __init__(self, *, verify: bool | str = True, timeout: float = 10.0,
                  max_body: int = 1 << 20) -> None:
-        self.verify = verify
+        # A path is a CA bundle to trust instead of the system store (embedded runs).
+        self.verify: bool | ssl.SSLContext = (ssl.create_default_context(cafile=verify)
+                                              if isinstance(verify, str) else verify)
         self.timeout = timeout
         self.max_body = max_body
         self._clients: dict[bool, httpx.Client] = {}

@@ -159,44 +159,65 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Turn each phase's outcome into the check's verdict; publish it on the teardown report,
+    when the check's evidence is complete (so a pass that exchanged nothing becomes ERROR)."""
     report = yield
     if not is_conformance_run(item.config) or not requirement_ids(item):
         return report
     ids = requirement_ids(item)
-    report.user_properties.append(("requirements", ",".join(ids)))
+    state = item.stash.setdefault(_VERDICT_KEY, {})
+    if report.when == "call":
+        state["duration"] = report.duration
+    if "verdict" not in state:
+        verdict, message = _verdict_of(report, call, ids)
+        if verdict is not None:
+            state["verdict"], state["message"] = verdict, message
+    if report.when != "teardown":
+        return report
+    verdict = state.get("verdict", Verdict.ERROR)
+    message = state.get("message", "check did not run")
+    evidence = getattr(item, "_conformance_evidence", None)
+    exchanges = evidence.exchanges if evidence is not None else 0
+    if verdict in (Verdict.PASS, Verdict.WARN) and exchanges == 0:
+        verdict = Verdict.ERROR
+        message = ("vacuous pass: the check exchanged nothing with the provider, so it proved "
+                   "nothing (a kit bug or an unreachable provider)")
+        report.outcome = "failed"
+        report.longrepr = message
+    if report.failed and verdict not in (Verdict.ERROR, Verdict.FAIL):
+        verdict, message = Verdict.ERROR, f"teardown failed: {str(report.longrepr)[-1500:]}"
+    report.user_properties += [
+        ("requirements", ",".join(ids)), ("verdict", verdict.value), ("message", message[:4000]),
+        ("duration", str(state.get("duration", 0.0))), ("exchanges", str(exchanges)),
+        ("evidence", json.dumps(evidence.entries[-500:] if evidence is not None else [])),
+    ]
+    return report
+
+
+_VERDICT_KEY = pytest.StashKey[dict]()
+
+
+def _verdict_of(report: pytest.TestReport, call: pytest.CallInfo[None],
+                ids: tuple[str, ...]) -> tuple[Verdict | None, str]:
     by_id = {r.id: r for r in load_catalog()}
-    verdict: Verdict | None = None
-    message = ""
     if report.when == "call" and report.passed:
-        verdict = Verdict.PASS
-    elif report.skipped:
+        return Verdict.PASS, ""
+    if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
         if reason.startswith(NOT_APPLICABLE_PREFIX):
-            verdict, message = Verdict.NOT_APPLICABLE, reason[len(NOT_APPLICABLE_PREFIX):]
-        else:
-            verdict, message = Verdict.NOT_TESTED, reason.removeprefix(NOT_TESTED_PREFIX)
-    elif report.failed:
+            return Verdict.NOT_APPLICABLE, reason[len(NOT_APPLICABLE_PREFIX):]
+        return Verdict.NOT_TESTED, reason.removeprefix(NOT_TESTED_PREFIX)
+    if report.failed:
         exc = call.excinfo.value if call.excinfo else None
         if report.when == "call" and isinstance(exc, (AssertionError, CheckFailed)):
-            levels = {by_id[r].level for r in ids if r in by_id}
-            if levels <= {"SHOULD", "MAY"}:
-                verdict = Verdict.WARN
+            if {by_id[r].level for r in ids if r in by_id} <= {"SHOULD", "MAY"}:
                 report.outcome = "passed"  # a SHOULD violation never fails the run
-            else:
-                verdict = Verdict.FAIL
-            message = str(exc)
-        else:
-            verdict = Verdict.ERROR
-            message = f"{type(exc).__name__}: {exc}" if exc else str(report.longrepr)[-2000:]
-    if verdict is not None:
-        report.user_properties.append(("verdict", verdict.value))
-        report.user_properties.append(("message", message[:4000]))
-        evidence = getattr(item, "_conformance_evidence", None)
-        if evidence is not None:
-            report.user_properties.append(("evidence", json.dumps(evidence.entries[-500:])))
-            report.user_properties.append(("exchanges", str(evidence.exchanges)))
-    return report
+                return Verdict.WARN, str(exc)
+            return Verdict.FAIL, str(exc)
+        text = f"{type(exc).__name__}: {exc}" if exc else str(report.longrepr)[-2000:]
+        return Verdict.ERROR, text
+    return None, ""
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -211,7 +232,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         nodeid=report.nodeid,
         requirements=tuple(props["requirements"].split(",")),
         verdict=Verdict(props["verdict"]),
-        duration=report.duration,
+        duration=float(props.get("duration", report.duration)),
         message=props.get("message", ""),
         evidence=json.loads(props.get("evidence", "[]")),
         exchanges=int(props.get("exchanges", "0")),
@@ -230,6 +251,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if not is_conformance_run(config) or RESULTS_KEY not in config.stash:
         return
+    if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED,
+                      pytest.ExitCode.INTERNAL_ERROR) or not session.testscollected:
+        return  # nothing was checked: writing a report would only mislead
     results = config.stash[RESULTS_KEY]
     results.finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     for rid in results.not_applicable:

@@ -1,0 +1,28 @@
+"""The gatekeeper simulator: the kit's side of the wire (spec §4–§8).
+
+``Gatekeeper`` serves enlistment, G's JWKS, G-hosted media and the chat channel (WebSocket +
+Noise XX + protobuf stanzas) on loopback; ``SimUser`` objects are real Signal parties on the
+reference implementation; ``gk.script`` injects errors and network faults; ``gk.log`` is the
+redacted evidence log, awaitable with ``wait_for``.
+"""
+from __future__ import annotations
+
+from .core import Gatekeeper, PushResult
+from .events import EventLog, redact
+from .media import MediaFetch
+from .script import Script
+from .settings import Settings
+from .users import Group, InboxItem, SimUser
+
+__all__ = [
+           "EventLog",
+           "Gatekeeper",
+           "Group",
+           "InboxItem",
+           "MediaFetch",
+           "PushResult",
+           "Script",
+           "Settings",
+           "SimUser",
+           "redact",
+]

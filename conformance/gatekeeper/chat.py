@@ -1,0 +1,301 @@
+"""One chat-channel connection (spec §5.1): WebSocket → Noise XX → stanzas.
+
+``ChatSession.run`` is the asyncio driver around the sans-IO pieces (``NoiseResponder``,
+``parse_stanza``): it authenticates the handshake through the gatekeeper, then reads frames
+and hands each stanza to :mod:`.routing`, while one writer task encrypts and sends, in order,
+G's answers and the login's mailbox. Every failure here ends this connection only.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from reference_impl.channel import ChannelError, ClientHello, NoiseResponder, NoiseTransport
+from reference_impl.wire import stanzas_pb2 as pb
+
+from .stanzas import FrameError, code_name, describe, error_stanza, fresh_id, parse_stanza
+
+if TYPE_CHECKING:
+    from .core import Gatekeeper
+    from .directory import ProviderAccount
+
+__all__ = ["SUBPROTOCOL", "ChatSession", "HandshakeRejected"]
+
+SUBPROTOCOL = "interop.v1"
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+_conn_ids = itertools.count(1)
+#: ``-> e`` with an empty payload: one 32-byte X25519 key and nothing else.
+_MSG1_SIZE = 32
+
+
+class HandshakeRejected(Exception):
+    """The handshake completed cryptographically but G refuses the client (§5.1)."""
+
+    def __init__(self, code: int, detail: str, requirement: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.requirement = code, detail, requirement
+
+
+class _Closed(Exception):
+    pass
+
+
+class ChatSession:
+    def __init__(self, gk: Gatekeeper, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        self.gk = gk
+        self.conn = f"c{next(_conn_ids)}"
+        self.peer = "{}:{}".format(*(scope.get("client") or ("?", "?")))
+        self._scope, self._receive, self._send = scope, receive, send
+        self.login: str | None = None
+        self.account: ProviderAccount | None = None
+        self.transport: NoiseTransport | None = None
+        self._replies: deque[pb.Stanza] = deque()
+        self._wake = asyncio.Event()
+        self._activity = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self.inflight: set[str] = set()
+        self.pongs: dict[str, asyncio.Future[None]] = {}
+        self._closing: tuple[int, str] | None = None
+        self._closed = asyncio.Event()
+        self.request_ids: deque[str] = deque(maxlen=gk.settings.remembered_ids)
+        self._reader: asyncio.Task[None] | None = None
+        self._hs: asyncio.Task[None] | None = None
+
+    # -- logging helpers --------------------------------------------------------------------------
+    def log(self, kind: str, **detail: Any) -> None:
+        self.gk.log.append(kind, self.login, conn=self.conn, **detail)
+
+    # -- driver -----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        msg = await self._receive()
+        if msg.get("type") != "websocket.connect":
+            return
+        offered = list(self._scope.get("subprotocols") or [])
+        accept: dict[str, Any] = {"type": "websocket.accept"}
+        if SUBPROTOCOL in offered:
+            accept["subprotocol"] = SUBPROTOCOL
+        await self._send(accept)
+        self.log("ws_connected", peer=self.peer, subprotocols=offered,
+                 http_version=self._scope.get("http_version"))
+        if SUBPROTOCOL not in offered:  # CHN-001; accepted anyway so the run can go on
+            self.log("violation", requirement="CHN-001", detail=f"subprotocol {SUBPROTOCOL} not offered")
+        writer: asyncio.Task[None] | None = None
+        keepalive: asyncio.Task[None] | None = None
+        reason = "closed by peer"
+        self.gk._conns.add(self)
+        try:
+            self._hs = asyncio.create_task(self._handshake())
+            done, _ = await asyncio.wait({self._hs}, timeout=self.gk.settings.handshake_timeout_s)
+            if not done:
+                self._hs.cancel()
+                raise TimeoutError
+            if self._hs.cancelled():  # close_soon() during the handshake (gatekeeper stopping)
+                await self._close(*(self._closing or (1001, "closed")))
+            self._hs.result()
+            self._reader = asyncio.create_task(self._read_loop())
+            writer = asyncio.create_task(self._writer())
+            keepalive = asyncio.create_task(self._keepalive())
+            # The writer cancels the reader when it closes the connection itself.
+            await asyncio.wait({self._reader})
+            if not self._reader.cancelled() and self._reader.exception() is not None:
+                raise self._reader.exception()  # type: ignore[misc]
+        except TimeoutError:
+            reason = "handshake timeout"
+            self.log("handshake_failed", reason="timeout", requirement="CHN-002")
+            try:
+                await self._close(1008, "handshake timeout")
+            except _Closed:
+                pass
+        except _Closed as exc:
+            reason = str(exc) or reason
+        finally:
+            for task in (writer, keepalive, self._reader):
+                if task is not None:
+                    task.cancel()
+            for fut in self.pongs.values():
+                fut.cancel()
+            self.gk._detach(self)
+            self.gk._conns.discard(self)
+            if self._closing:
+                reason = self._closing[1]
+            self.log("disconnected", reason=reason,
+                     close_code=self._closing[0] if self._closing else None)
+            self._closed.set()
+
+    async def _frame(self) -> bytes:
+        """The next binary WebSocket message; text messages break CHN-001."""
+        msg = await self._receive()
+        if msg["type"] == "websocket.disconnect":
+            raise _Closed(f"peer closed ({msg.get('code')})")
+        if msg.get("text") is not None:
+            self.log("violation", requirement="CHN-001", detail="text WebSocket message")
+            await self._fail(FrameError(pb.ERROR_CODE_MALFORMED, "text WebSocket message", "CHN-001"))
+        data = msg.get("bytes") or b""
+        if len(data) > self.gk.settings.max_frame:
+            await self._fail(FrameError(pb.ERROR_CODE_TOO_LARGE,
+                                        f"frame of {len(data)} bytes exceeds {self.gk.settings.max_frame}",
+                                        "CHN-005", close_code=1009))
+        self._activity.set()
+        return data
+
+    async def _handshake(self) -> None:
+        responder = NoiseResponder(self.gk.noise_private)
+        try:
+            msg1 = await self._frame()
+            if len(msg1) != _MSG1_SIZE:
+                # CHN-004: message 1 is the bare ephemeral key; its payload must be empty.
+                raise ChannelError(f"first handshake message is {len(msg1)} bytes, not {_MSG1_SIZE} "
+                                   "(an ephemeral key and an empty payload)")
+            await self._send({"type": "websocket.send", "bytes": responder.respond(msg1)})
+            msg3 = await self._frame()
+            payload = responder.finish(msg3)
+        except ChannelError as exc:
+            self.log("handshake_failed", reason="noise", detail=str(exc), requirement="CHN-002")
+            await self._close(1002, "bad handshake")
+        self.transport = responder.transport
+        assert self.transport is not None
+        try:
+            hello = ClientHello.decode(payload)
+            account = await self.gk._authenticate(self.transport.remote_static, hello, self)
+        except ChannelError as exc:
+            await self._refuse(HandshakeRejected(pb.ERROR_CODE_MALFORMED, str(exc), "CHN-004"))
+        except HandshakeRejected as exc:
+            await self._refuse(exc)
+        self.login, self.account = account.login, account
+        self.gk._attach(self)
+        self.log("connected", peer=self.peer, protocol_version=hello.protocol_version)
+
+    async def _refuse(self, exc: HandshakeRejected) -> None:
+        self.log("handshake_failed", reason=code_name(exc.code), detail=exc.detail,
+                 requirement=exc.requirement)
+        await self._send_now(error_stanza("", exc.code, exc.detail))
+        await self._close(1008, code_name(exc.code))
+
+    async def _read_loop(self) -> None:
+        from .routing import handle  # routing imports core types; keep the cycle lazy
+
+        while True:
+            frame = await self._frame()
+            assert self.transport is not None
+            try:
+                plaintext = self.transport.decrypt(frame)
+            except ChannelError as exc:
+                await self._fail(FrameError(pb.ERROR_CODE_MALFORMED, str(exc), "CHN-005"))
+            try:
+                stanza = parse_stanza(plaintext)
+            except FrameError as exc:
+                self.log("stanza_received", type="unparseable", size=len(plaintext))
+                await self._fail(exc)
+            self.log("stanza_received", **describe(stanza, len(plaintext)))
+            await handle(self.gk, self, stanza)
+
+    # -- sending -----------------------------------------------------------------------------------
+    def reply(self, stanza: pb.Stanza) -> None:
+        """Queue an answer; a client that lets answers pile up is disconnected (bounded memory)."""
+        if len(self._replies) >= self.gk.settings.send_queue:
+            self.log("send_queue_full", size=len(self._replies))
+            self.close_soon(1008, "send queue full")
+            return
+        self._replies.append(stanza)
+        self._wake.set()
+
+    def kick(self) -> None:
+        """The mailbox changed: let the writer look at it."""
+        self._wake.set()
+
+    async def _writer(self) -> None:
+        settings = self.gk.settings
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._replies:
+                await self._send_now(self._replies.popleft())
+            if self.login is None:
+                continue
+            for entry in self.gk.mailbox.pending(self.login):
+                if len(self.inflight) >= settings.max_inflight:
+                    break
+                if entry.stanza.id in self.inflight:
+                    continue
+                self.inflight.add(entry.stanza.id)
+                await self._send_now(entry.stanza)
+                if self._replies:  # answers go first
+                    self._wake.set()
+                    break
+            if self._closing:
+                try:
+                    await self._close(*self._closing)
+                finally:
+                    if self._reader is not None:
+                        self._reader.cancel()
+
+    async def _send_now(self, stanza: pb.Stanza) -> None:
+        async with self._send_lock:
+            if self.transport is None:
+                return
+            data = stanza.SerializeToString()
+            frame = self.transport.encrypt(data)
+            await self._send({"type": "websocket.send", "bytes": frame})
+        kind = "error_sent" if stanza.WhichOneof("body") == "error" else "stanza_sent"
+        self.log(kind, **describe(stanza, len(data)))
+
+    async def ping(self) -> asyncio.Future[None]:
+        sid = fresh_id("ping")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pongs[sid] = fut
+        self.reply(pb.Stanza(id=sid, ping=pb.Ping()))
+        return fut
+
+    async def _keepalive(self) -> None:
+        """CHN-008: ping a quiet connection; no pong within the timeout ends it."""
+        s = self.gk.settings
+        while True:
+            try:
+                await asyncio.wait_for(self._activity.wait(), s.ping_interval_s)
+                self._activity.clear()
+                continue
+            except TimeoutError:
+                pass
+            fut = await self.ping()
+            try:
+                await asyncio.wait_for(fut, s.pong_timeout_s)
+            except TimeoutError:
+                self.log("ping_timeout", requirement="CHN-008")
+                self.close_soon(1001, "no pong")
+                return
+
+    # -- closing -----------------------------------------------------------------------------------
+    async def _fail(self, exc: FrameError) -> None:
+        """A protocol error: tell the client why (when the channel allows) and close."""
+        self.log("protocol_error", code=code_name(exc.code), detail=exc.detail,
+                 requirement=exc.requirement)
+        if self.transport is not None:
+            try:
+                await self._send_now(error_stanza("", exc.code, exc.detail))
+            except ChannelError:
+                pass
+        await self._close(exc.close_code, code_name(exc.code))
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close from outside the reader (script, deletion, replacement): after queued answers."""
+        if self._closing is None:
+            self._closing = (code, reason)
+        self._wake.set()
+        if self._reader is None and self._hs is not None:
+            self._hs.cancel()
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closing is None or self._closing[1] != reason:
+            self._closing = (code, reason)
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+        except Exception:  # noqa: BLE001, S110 - the socket may already be gone; best effort
+            pass
+        raise _Closed(reason)
+
+    async def wait_closed(self, timeout: float) -> None:
+        await asyncio.wait_for(self._closed.wait(), timeout)

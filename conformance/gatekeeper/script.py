@@ -1,0 +1,220 @@
+"""Scripting hooks: what the suite injects to see how a provider client reacts.
+
+Every call logs a ``scripted`` event first, so a report shows cause before effect. Faults are
+one-shot (or ``count``-shot) and consumed at a single named point: ``_take_fault`` (next
+request stanza), ``_take_connect_fault`` (next handshake), ``_take_enlistment_fault`` (next
+enlistment), ``_shape_delivery`` (next messages to a login).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from reference_impl.wire import stanzas_pb2 as pb
+
+from .directory import StanzaRejected
+from .stanzas import ERROR_CODES, fresh_id
+
+if TYPE_CHECKING:
+    from .core import Gatekeeper
+    from .users import SimUser
+
+__all__ = ["Script"]
+
+
+def _code(code: str | int) -> int:
+    if isinstance(code, int):
+        return code
+    try:
+        return ERROR_CODES[code]
+    except KeyError:
+        raise ValueError(f"unknown error code {code!r}; one of {sorted(ERROR_CODES)}") from None
+
+
+class Script:
+    def __init__(self, gk: Gatekeeper) -> None:
+        self._gk = gk
+        self._faults: dict[str, deque[tuple[str | None, StanzaRejected]]] = {}
+        self._connect_faults: dict[str, deque[int]] = {}
+        self._enlist_faults: deque[str] = deque()
+        self._drop: dict[str, int] = {}
+        self._reorder: dict[str, tuple[int, list[pb.Stanza]]] = {}
+
+    def _note(self, action: str, login: str | None = None, **detail: object) -> None:
+        self._gk.log.append("scripted", login, action=action, **detail)
+
+    # -- errors on requests --------------------------------------------------------------------
+    def fail_next(self, login: str, code: str | int, *, kind: str | None = "message", count: int = 1,
+                  retry_after_ms: int = 0, detail: str = "", user: str = "") -> None:
+        """Answer the next ``count`` requests of ``kind`` (None: any) from ``login`` with an error
+        (``not_opted_in``, ``rate_limited`` with ``retry_after_ms``, ``un_enlisted``, ...).
+        ``un_enlisted`` also removes the enlistment and closes the connection."""
+        exc = StanzaRejected(_code(code), detail or f"scripted {code}", "scripted", user=user,
+                             retry_after_ms=retry_after_ms)
+        q = self._faults.setdefault(login, deque())
+        q.extend([(kind, exc)] * count)
+        self._note("fail_next", login, code=code, kind=kind, count=count, retry_after_ms=retry_after_ms)
+
+    def rate_limit(self, login: str, retry_after_ms: int, *, kind: str | None = "message",
+                   count: int = 1) -> None:
+        self.fail_next(login, "rate_limited", kind=kind, count=count, retry_after_ms=retry_after_ms)
+
+    def _take_fault(self, login: str, kind: str) -> StanzaRejected | None:
+        q = self._faults.get(login)
+        if not q:
+            return None
+        for i, (k, exc) in enumerate(q):
+            if k is None or k == kind:
+                del q[i]
+                return exc
+        return None
+
+    def fail_next_connect(self, login: str, code: str | int) -> None:
+        """The next handshake of ``login`` ends with this error (``bad_token``,
+        ``protocol_version``, ``un_enlisted``)."""
+        self._connect_faults.setdefault(login, deque()).append(_code(code))
+        self._note("fail_next_connect", login, code=code)
+
+    def _take_connect_fault(self, login: str) -> int | None:
+        q = self._connect_faults.get(login)
+        return q.popleft() if q else None
+
+    def fail_next_enlistment(self, reason: str = "rate_limited", count: int = 1) -> None:
+        """The next ``count`` valid enlistments are answered ``{"status":"fail","reason":...}``."""
+        self._enlist_faults.extend([reason] * count)
+        self._note("fail_next_enlistment", reason=reason, count=count)
+
+    def _take_enlistment_fault(self) -> str | None:
+        return self._enlist_faults.popleft() if self._enlist_faults else None
+
+    def un_enlist(self, login: str) -> None:
+        """Remove the enlistment now; a connected client gets ``un_enlisted`` and is closed."""
+        self._note("un_enlist", login)
+        self._gk.unenlist(login, reason="scripted")
+        session = self._gk.sessions.get(login)
+        if session is not None:
+            from .stanzas import error_stanza
+            session.reply(error_stanza("", pb.ERROR_CODE_UN_ENLISTED, "login is no longer enlisted"))
+            session.close_soon(1008, "un_enlisted")
+
+    # -- consent and notifications ----------------------------------------------------------------
+    def revoke_consent(self, user: SimUser, provider_id: str | None = None) -> list[str]:
+        """The user opts out (``provider_id`` None) or excludes one provider; every enlisted login
+        concerned gets ``consent_revoked``. Returns the notified logins."""
+        self._note("revoke_consent", None, user=user.id, provider=provider_id)
+        if provider_id is None:
+            user.consent = "not_opted_in"
+        else:
+            user.consent = "excluded"
+            user.excluded.add(provider_id)
+        return self._broadcast(pb.Notification(consent_revoked=pb.ConsentRevoked(user=user.id)),
+                               provider_id)
+
+    def grant_consent(self, user: SimUser, provider_id: str | None = None) -> list[str]:
+        self._note("grant_consent", None, user=user.id, provider=provider_id)
+        if provider_id is None:
+            user.consent, user.excluded = "opted_in", set()
+        else:
+            if user.consent == "not_opted_in":
+                user.excluded = set(self._gk.providers)
+            user.consent = "opted_in"
+            user.excluded.discard(provider_id)
+        return self._broadcast(pb.Notification(consent_granted=pb.ConsentGranted(user=user.id)),
+                               provider_id)
+
+    def _broadcast(self, note: pb.Notification, provider_id: str | None) -> list[str]:
+        logins = [a.login for a in self._gk.accounts.values()
+                  if provider_id is None or a.provider_id == provider_id]
+        for login in logins:
+            self._gk.notify(login, note)
+        return logins
+
+    def low_pre_keys(self, login: str, count: int | None = None) -> str:
+        acct = self._gk.accounts[login]
+        n = len(acct.one_time) if count is None else count
+        self._note("low_pre_keys", login, count=n)
+        return self._gk.notify(login, pb.Notification(low_pre_keys=pb.LowPreKeys(count=n)))
+
+    def send_stanza(self, login: str, stanza: pb.Stanza) -> str:
+        """Queue any stanza (e.g. an unknown notification kind, CHN-013) through the mailbox."""
+        if not stanza.id:
+            stanza.id = fresh_id("s")
+        self._note("send_stanza", login, id=stanza.id, type=stanza.WhichOneof("body"))
+        self._gk.deliver(login, stanza)
+        return stanza.id
+
+    def block(self, user: SimUser, login: str) -> None:
+        self._note("block", login, user=user.id)
+        user.blocked.add(login)
+
+    def unblock(self, user: SimUser, login: str) -> None:
+        self._note("unblock", login, user=user.id)
+        user.blocked.discard(login)
+
+    # -- delivery shaping ---------------------------------------------------------------------------
+    def drop_next(self, login: str, n: int = 1) -> None:
+        """The next ``n`` messages to ``login`` vanish (as a lossy network would lose them)."""
+        self._drop[login] = self._drop.get(login, 0) + n
+        self._note("drop_next", login, n=n)
+
+    def reorder_next(self, login: str, n: int = 2) -> None:
+        """Hold the next ``n`` messages to ``login`` and release them in reverse order."""
+        self._reorder[login] = (n, [])
+        self._note("reorder_next", login, n=n)
+
+    def _shape_delivery(self, login: str, stanza: pb.Stanza) -> Iterator[pb.Stanza]:
+        if stanza.WhichOneof("body") != "message":
+            yield stanza
+            return
+        if self._drop.get(login):
+            self._drop[login] -= 1
+            self._gk.log.append("delivery_dropped", login, id=stanza.id)
+            return
+        if login in self._reorder:
+            n, held = self._reorder[login]
+            held.append(stanza)
+            if len(held) < n:
+                self._gk.log.append("delivery_held", login, id=stanza.id)
+                return
+            del self._reorder[login]
+            self._gk.log.append("delivery_reordered", login, ids=[s.id for s in reversed(held)])
+            yield from reversed(held)
+            return
+        yield stanza
+
+    # -- media and connections ------------------------------------------------------------------------
+    def tamper_media(self, direct_path: str, mode: str = "flip_byte") -> None:
+        """Serve a G-hosted blob altered (MED-006 checks): flip_byte, flip_mac, truncate, ..."""
+        self._note("tamper_media", None, direct_path=direct_path, mode=mode)
+        self._gk.media.set_quirks(direct_path, tamper_mode=mode)
+
+    def media_quirks(self, direct_path: str, *, content_type: str | None = None,
+                     send_length: bool = False) -> None:
+        """Serve a blob with another (or no) Content-Type and without Content-Length."""
+        self._note("media_quirks", None, direct_path=direct_path, content_type=content_type,
+                   send_length=send_length)
+        self._gk.media.set_quirks(direct_path, content_type=content_type, send_length=send_length)
+
+    def force_offline(self, login: str) -> bool:
+        """Close the login's connection (1001); later deliveries go to the mailbox and push."""
+        self._note("force_offline", login)
+        session = self._gk.sessions.get(login)
+        if session is None:
+            return False
+        session.close_soon(1001, "forced offline")
+        return True
+
+    async def ping(self, login: str, timeout: float = 10.0) -> float:
+        """Send ``ping`` now; returns the round-trip in seconds (CHN-008). Raises TimeoutError."""
+        session = self._gk.sessions[login]
+        self._note("ping", login)
+        start = time.monotonic()
+        fut = await session.ping()
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{login} did not answer ping within {timeout} s") from None
+        return time.monotonic() - start

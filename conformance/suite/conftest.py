@@ -1,0 +1,71 @@
+"""Fixtures of the bundled suite. The session-wide :class:`~conformance.suite.kit.Kit` starts
+the gatekeeper simulator and, with no ``--target``, the embedded reference provider."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conformance.evidence_log import Evidence
+from conformance.harness_client import HarnessClient, HarnessError
+from conformance.plugin import DECLARATION_KEY, PROFILE_KEY, option
+from conformance.verdicts import not_tested
+
+from .kit import Kit, ProviderUser, start_kit
+
+
+@pytest.fixture(scope="session")
+def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
+    config = request.config
+    worker = getattr(config, "workerinput", {}).get("workerid", "")
+    k = start_kit(profile=config.stash[PROFILE_KEY], declaration=config.stash[DECLARATION_KEY],
+                  target=option(config, "target"), harness=option(config, "harness"),
+                  gatekeeper_listen=option(config, "gatekeeper_listen") or "127.0.0.1:0",
+                  gatekeeper_url=option(config, "gatekeeper_url"),
+                  insecure=config.getoption("insecure"), worker=worker)
+    yield k
+    k.close()
+
+
+@pytest.fixture(autouse=True)
+def evidence(request: pytest.FixtureRequest, kit: Kit) -> Iterator[Evidence]:
+    """This check's wire log; at teardown the simulator's events of the check are added."""
+    ev = Evidence(request.node.nodeid)
+    request.node._conformance_evidence = ev
+    start = kit.mark()
+    yield ev
+    events = kit.events(since=start)
+    from_provider = sum(1 for e in events if e["kind"] in
+                        ("stanza_received", "enlist_request", "handshake_ok", "push_sent", "media_fetched"))
+    ev.extend([{"kind": "gatekeeper:" + e["kind"], "login": e["login"], "t_gk": e["t"], **e["detail"]}
+               for e in events], exchanges=from_provider)
+
+
+@pytest.fixture
+def harness(kit: Kit, evidence: Evidence) -> HarnessClient:
+    if not kit.harness_url:
+        not_tested("no --harness given: client requirements need the provider's harness")
+    return kit.harness(evidence)
+
+
+@pytest.fixture
+def new_user(kit: Kit, harness: HarnessClient):
+    """Factory: a fresh provider test user, enlisted and connected unless told otherwise."""
+    def make(*, enlist: bool = True, connect: bool = True) -> ProviderUser:
+        created = harness.create_user(kit.unique("+1555"))
+        user = ProviderUser(created["user"], created["user_visible_id"])
+        if enlist:
+            try:
+                user.login = harness.enlist(user.handle)["login"]
+            except HarnessError as exc:
+                raise AssertionError(f"enlistment of a fresh user failed: {exc}") from exc
+            if connect:
+                harness.connect(user.handle)
+        return user
+    return make
+
+
+@pytest.fixture
+def g_user(kit: Kit):
+    """Factory: a fresh simulated gatekeeper user (``consent`` opted_in by default)."""
+    return kit.g_user

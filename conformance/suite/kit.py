@@ -1,0 +1,145 @@
+"""The run-wide context every check uses: the background loop, the gatekeeper simulator, the
+provider under test (external or the embedded reference provider), and bounded clients.
+
+Checks are synchronous; anything asyncio (the simulator, an embedded provider) runs on the
+kit's private loop through :meth:`Kit.run`, always with the area's timeout.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Coroutine
+
+from conformance.bounded_http import BoundedHttp
+from conformance.evidence_log import Evidence
+from conformance.gatekeeper import Gatekeeper, SimUser
+from conformance.harness_client import HarnessClient
+from conformance.loop import LoopThread
+from conformance.profile import Declaration, Profile
+
+__all__ = ["Kit", "ProviderUser", "start_kit"]
+
+PROVIDER_ID = "provider-under-test"
+
+
+@dataclass
+class ProviderUser:
+    """A provider test user as the harness knows it, with its gatekeeper login once enlisted."""
+
+    handle: str
+    user_visible_id: str
+    login: str = ""
+
+
+@dataclass
+class Kit:
+    loop: LoopThread
+    gk: Gatekeeper
+    profile: Profile
+    declaration: Declaration
+    target: str
+    harness_url: str
+    http: BoundedHttp
+    media_base: str
+    issuer: str
+    embedded: Any = None
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="conformance-")))
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    worker: str = ""
+
+    # -- time-bounded access to the simulator's loop ------------------------------------------
+    def timeout(self, area: str) -> float:
+        return self.profile.timeout(area)
+
+    def run(self, coro: Coroutine[Any, Any, Any], area: str = "e2e", timeout: float | None = None) -> Any:
+        return self.loop.run(coro, timeout or self.timeout(area))
+
+    def call(self, fn: Callable[..., Any], *args: Any, area: str = "e2e", **kw: Any) -> Any:
+        """Call a synchronous simulator method on its loop (they touch loop-owned state)."""
+        async def _call() -> Any:
+            return fn(*args, **kw)
+        return self.run(_call(), area)
+
+    def wait_event(self, predicate: Callable[[dict[str, Any]], bool] | None = None, *, area: str = "e2e",
+                   timeout: float | None = None, since: int = 0, **match: Any) -> dict[str, Any]:
+        """Wait (event-driven, bounded) for a simulator event; raises TimeoutError naming it."""
+        t = timeout or self.timeout(area)
+        return self.loop.run(self.gk.log.wait_for(predicate, timeout=t, since=since, **match), t + 1)
+
+    def mark(self) -> int:
+        return self.gk.log.mark()
+
+    def events(self, since: int = 0, **match: Any) -> list[dict[str, Any]]:
+        """Simulator events (read on the loop, where the log is appended to)."""
+        return self.call(lambda: self.gk.log.events(since=since, **match))
+
+    # -- users -------------------------------------------------------------------------------
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}{self.worker}{next(self._ids)}{secrets.token_hex(2)}"
+
+    def g_user(self, consent: str = "opted_in") -> SimUser:
+        return self.run(self.gk.create_user(self.unique("g"), consent), "e2e")
+
+    def harness(self, evidence: Evidence | None) -> HarnessClient:
+        return HarnessClient(self.harness_url, self.http, evidence, timeout=max(30.0, self.timeout("e2e") * 2))
+
+    def url(self, path: str) -> str:
+        return self.target.rstrip("/") + path
+
+    def close(self) -> None:
+        try:
+            if self.embedded is not None:
+                self.loop.run(self.embedded.stop(), 30)
+            self.loop.run(self.gk.stop(), 30)
+        finally:
+            self.http.close()
+            self.loop.close()
+
+
+def _media_base(target: str, declared: str | None) -> str:
+    base = declared or "/media"
+    return base if base.startswith(("http://", "https://")) else target.rstrip("/") + base
+
+
+def start_kit(*, profile: Profile, declaration: Declaration, target: str | None, harness: str | None,
+              gatekeeper_listen: str, gatekeeper_url: str | None, insecure: bool,
+              worker: str = "") -> Kit:
+    loop = LoopThread()
+    gk = Gatekeeper()
+    host, _, port = gatekeeper_listen.rpartition(":")
+    try:
+        loop.run(gk.start(listen=host or "127.0.0.1", port=int(port or 0), tls=True,
+                          public_url=gatekeeper_url), 30)
+        embedded = None
+        verify: bool | str = not insecure
+        if not target:
+            from reference_impl.provider import ReferenceProvider
+
+            data_dir = Path(tempfile.mkdtemp(prefix="refprov-"))
+            embedded = ReferenceProvider()
+            faults = tuple(f for f in os.environ.get("CONFORMANCE_EMBEDDED_FAULTS", "").split(",") if f)
+            loop.run(embedded.start(tls=True, data_dir=data_dir, faults=faults), 60)
+            target, harness = embedded.target_url, embedded.harness_url
+            verify = str(embedded.ca_certificate)
+        endpoints = declaration.data.get("endpoints", {})
+        http = BoundedHttp(verify=verify, timeout=profile.timeout("identity"),
+                           max_body=int(profile.parameters.get("max_response_bytes", 1 << 20)))
+        issuer = endpoints.get("issuer") or target.rstrip("/")
+        media_base = _media_base(target, endpoints.get("media_base"))
+        ca = Path(verify).read_text() if isinstance(verify, str) else None
+        gk.register_provider(PROVIDER_ID, jwks_url=target.rstrip("/") + "/.well-known/oauth/openid/jwks",
+                             push_url=target.rstrip("/") + "/push", media_base=media_base,
+                             issuer=issuer, audience=endpoints.get("push_audience") or target.rstrip("/"),
+                             ca_certificates=ca)
+        kit = Kit(loop, gk, profile, declaration, target.rstrip("/"), harness or "", http, media_base,
+                  issuer, embedded, worker=worker)
+        if harness:
+            kit.harness(None).reset(gk.config_for_provider())
+        return kit
+    except BaseException:
+        loop.close()
+        raise
