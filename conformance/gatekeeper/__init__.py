@@ -7,7 +7,7 @@ redacted evidence log, awaitable with ``wait_for``.
 """
 from __future__ import annotations
 
-from .core import Gatekeeper, PushResult
+from .core import Gatekeeper, PushResult, TokenSeen
 from .events import EventLog, redact
 from .media import MediaFetch
 from .script import Script

@@ -40,7 +40,19 @@ from .tokens import (
 )
 from .users import Group, SimUser
 
-__all__ = ["Gatekeeper", "PushResult"]
+__all__ = ["Gatekeeper", "PushResult", "TokenSeen"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSeen:
+    """A user JWT a provider presented (kept in memory for the suite's ID-005..ID-008 checks,
+    never written to the evidence log)."""
+
+    source: str           # "enlistment" or "handshake"
+    token: str
+    login: str | None
+    accepted: bool
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +89,8 @@ class Gatekeeper:
         self._enlist_times: dict[str, deque[float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pushing: set[str] = set()
+        #: The last user JWTs presented at enlistment and handshake, newest last.
+        self.tokens_seen: deque[TokenSeen] = deque(maxlen=1000)
         self._clients: dict[tuple[str, bool], httpx.AsyncClient] = {}
         self._server: Any = None
         self.url = ""
@@ -216,10 +230,16 @@ class Gatekeeper:
     # -- enlistment (§4.2) -----------------------------------------------------------------------
     async def enlist(self, body: bytes, content_type: str, peer: str = "") -> dict[str, str]:
         """Validate one enlistment request; returns the JSON body G answers (always HTTP 200)."""
+        self.log.append("enlist_request", None, peer=peer, content_type=content_type[:80],
+                        size=len(body))
         try:
             injected = self.script._take_enlistment_fault()
             form = parse_form(body, content_type)
-            provider, sub = await self._verify_token(form.token, "ENL-005")
+            try:
+                provider, sub = await self._verify_token(form.token, "ENL-005")
+            except EnlistmentRejected as exc:
+                self.tokens_seen.append(TokenSeen("enlistment", form.token, None, False, exc.reason))
+                raise
             self._observe_enlist_rate(provider.provider_id, sub)
             if injected is not None:
                 raise EnlistmentRejected(injected, "scripted", f"scripted failure {injected}")
@@ -232,6 +252,7 @@ class Gatekeeper:
         if login is None:
             login = f"{provider.integrator}-{secrets.randbelow(10**14):014d}@interop"
             self._logins[(provider.provider_id, sub)] = login
+        self.tokens_seen.append(TokenSeen("enlistment", form.token, login, True))
         old = self.accounts.get(login)
         acct = ProviderAccount(
             login=login, provider_id=provider.provider_id, sub=sub, authkey=form.authkey,
@@ -306,7 +327,9 @@ class Gatekeeper:
         try:
             provider, sub = await self._verify_token(hello.jwt, "CHN-004")
         except EnlistmentRejected as exc:
+            self.tokens_seen.append(TokenSeen("handshake", hello.jwt, acct.login, False, exc.reason))
             raise HandshakeRejected(pb.ERROR_CODE_BAD_TOKEN, exc.detail, exc.requirement) from None
+        self.tokens_seen.append(TokenSeen("handshake", hello.jwt, acct.login, True))
         if provider.provider_id != acct.provider_id or sub != acct.sub:
             raise HandshakeRejected(pb.ERROR_CODE_BAD_TOKEN, "token names another user than the enlisted one", "CHN-004")
         fault = self.script._take_connect_fault(acct.login)

@@ -91,12 +91,13 @@ class Kit:
         return self.target.rstrip("/") + path
 
     def close(self) -> None:
+        # Our keep-alive connections first: servers wait for open connections when stopping.
+        self.http.close()
         try:
             if self.embedded is not None:
                 self.loop.run(self.embedded.stop(), 30)
             self.loop.run(self.gk.stop(), 30)
         finally:
-            self.http.close()
             self.loop.close()
 
 
