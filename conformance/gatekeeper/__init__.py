@@ -14,15 +14,5 @@ from .script import Script
 from .settings import Settings
 from .users import Group, InboxItem, SimUser
 
-__all__ = [
-           "EventLog",
-           "Gatekeeper",
-           "Group",
-           "InboxItem",
-           "MediaFetch",
-           "PushResult",
-           "Script",
-           "Settings",
-           "SimUser",
-           "redact",
-]
+__all__ = ["EventLog", "Gatekeeper", "Group", "InboxItem", "MediaFetch", "PushResult", "Script",
+           "Settings", "SimUser", "TokenSeen", "redact"]

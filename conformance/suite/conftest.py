@@ -36,7 +36,7 @@ def evidence(request: pytest.FixtureRequest, kit: Kit) -> Iterator[Evidence]:
     yield ev
     events = kit.events(since=start)
     from_provider = sum(1 for e in events if e["kind"] in
-                        ("stanza_received", "enlist_request", "handshake_ok", "push_sent", "media_fetched"))
+                        ("stanza_received", "enlist_request", "connected", "push_sent", "media_fetched"))
     ev.extend([{"kind": "gatekeeper:" + e["kind"], "login": e["login"], "t_gk": e["t"], **e["detail"]}
                for e in events], exchanges=from_provider)
 
