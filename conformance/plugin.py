@@ -49,6 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="certification mode: NOT_TESTED on a required item fails the run")
     g.addoption("--req", action="append", default=[], metavar="ID",
                 help="run only the checks of this requirement (repeatable)")
+    g.addoption("--reference-fault", action="append", default=[], metavar="NAME",
+                help="start the embedded reference provider with this named fault (repeatable; "
+                     "for proving the suite, see `conformance serve-reference --list-faults`)")
     g.addoption("--area-timeout", action="append", default=[], metavar="AREA=SECONDS",
                 help="override one area's timeout (repeatable)")
 
@@ -83,6 +86,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if area not in AREAS.values() or not secs.replace(".", "", 1).isdigit():
             raise pytest.UsageError(f"--area-timeout wants AREA=SECONDS with AREA in {sorted(AREAS.values())}")
         profile.parameters.setdefault("timeouts", {})[area] = float(secs)
+    faults = config.getoption("reference_fault")
+    if faults and option(config, "target"):
+        raise pytest.UsageError("--reference-fault applies to the embedded reference provider; "
+                                "drop --target to use it")
     config.stash[PROFILE_KEY] = profile
     config.stash[DECLARATION_KEY] = declaration
     if not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
@@ -92,7 +99,9 @@ def pytest_configure(config: pytest.Config) -> None:
             kit_version=__version__, profile_name=profile.name,
             profile_version=profile.profile_version,
             profile_requirements=list(profile.requirements),
-            target=option(config, "target") or "", harness=option(config, "harness") or "",
+            target=option(config, "target") or (
+                f"embedded reference provider with faults {','.join(faults)}" if faults else ""),
+            harness=option(config, "harness") or "",
             vectors_version=_vectors_version(), declaration_digest=declaration.digest,
             certify=config.getoption("certify"), insecure=config.getoption("insecure"),
             started=now, not_applicable=frozenset(unsupported_ok))

@@ -22,7 +22,8 @@ def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
                   target=option(config, "target"), harness=option(config, "harness"),
                   gatekeeper_listen=option(config, "gatekeeper_listen") or "127.0.0.1:0",
                   gatekeeper_url=option(config, "gatekeeper_url"),
-                  insecure=config.getoption("insecure"), worker=worker)
+                  insecure=config.getoption("insecure"), worker=worker,
+                  reference_faults=tuple(config.getoption("reference_fault")))
     yield k
     k.close()
 

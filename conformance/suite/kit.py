@@ -108,7 +108,7 @@ def _media_base(target: str, declared: str | None) -> str:
 
 def start_kit(*, profile: Profile, declaration: Declaration, target: str | None, harness: str | None,
               gatekeeper_listen: str, gatekeeper_url: str | None, insecure: bool,
-              worker: str = "") -> Kit:
+              worker: str = "", reference_faults: tuple[str, ...] = ()) -> Kit:
     loop = LoopThread()
     gk = Gatekeeper()
     host, _, port = gatekeeper_listen.rpartition(":")
@@ -122,7 +122,8 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
 
             data_dir = Path(tempfile.mkdtemp(prefix="refprov-"))
             embedded = ReferenceProvider()
-            faults = tuple(f for f in os.environ.get("CONFORMANCE_EMBEDDED_FAULTS", "").split(",") if f)
+            faults = reference_faults + tuple(
+                f for f in os.environ.get("CONFORMANCE_EMBEDDED_FAULTS", "").split(",") if f)
             loop.run(embedded.start(tls=True, data_dir=data_dir, faults=faults), 60)
             target, harness = embedded.target_url, embedded.harness_url
             verify = str(embedded.ca_certificate)
