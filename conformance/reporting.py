@@ -111,6 +111,15 @@ def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]
             f"{len(r['checks'])} check(s), {r['duration']:.2f} s</p>"
             f"<blockquote>{e(r['text'])}</blockquote>{msg}{ev}"
             f"<p class='rerun'>Rerun: <code>{e(r['rerun'])}</code></p></section>")
+    attention = [r for r in report["requirements"] if r["verdict"] in ("FAIL", "ERROR", "WARN", "NOT_TESTED")]
+    attention_html = ""
+    if attention:
+        items = "".join(
+            f"<li><a href='#{e(r['id'])}'><span class='badge' style='background:{_COLOURS[r['verdict']]}'>"
+            f"{r['verdict'].replace('_', ' ')}</span> {e(r['id'])} — {e(r['title'])}</a>"
+            f"{(': ' + e(r['message'].splitlines()[0][:160])) if r['message'] else ''}</li>"
+            for r in sorted(attention, key=lambda r: ["ERROR", "FAIL", "WARN", "NOT_TESTED"].index(r["verdict"])))
+        attention_html = f"<h2>Needs attention ({len(attention)})</h2><ul id='attention'>{items}</ul>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -145,6 +154,7 @@ pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-
 <tr><th>total</th>{''.join(f"<th class='n' data-verdict='{v}'>{s['by_verdict'][v]}</th>" for v in _COLOURS)}</tr></table>
 {_chart(s['by_area'])}
 <p>{s['requirements']} requirements, {s['checks']} checks.</p>
+{attention_html}
 <h2>Requirements</h2>
 {''.join(req_rows)}
 </main></body></html>
