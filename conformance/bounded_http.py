@@ -49,7 +49,8 @@ class HttpResult:
 
 class BoundedHttp:
     def __init__(self, *, verify: bool | str = True, timeout: float = 10.0,
-                 max_body: int = 1 << 20) -> None:
+                 max_body: int = 1 << 20, prefer_http2: bool = False) -> None:
+        self.prefer_http2 = prefer_http2
         # A path is a CA bundle to trust instead of the system store (embedded runs).
         self.verify: bool | ssl.SSLContext = (ssl.create_default_context(cafile=verify)
                                               if isinstance(verify, str) else verify)
@@ -67,8 +68,11 @@ class BoundedHttp:
 
     def request(self, method: str, url: str, *, evidence: Evidence | None = None,
                 headers: dict[str, str] | None = None, content: bytes | None = None,
-                http2: bool = False, max_body: int | None = None,
+                http2: bool | None = None, max_body: int | None = None,
                 timeout: float | None = None) -> HttpResult:
+        """``http2=None`` uses the run's preference (``--http2``); True/False force one."""
+        if http2 is None:
+            http2 = self.prefer_http2
         cap = max_body or self.max_body
         try:
             with self._client(http2).stream(method, url, headers=headers, content=content,

@@ -45,6 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="run the bundled conformance suite (implied by --target)")
     g.addoption("--insecure", action="store_true", default=False,
                 help="accept self-signed TLS certificates (the report says so)")
+    g.addoption("--http2", action="store_true", default=False,
+                help="talk HTTP/2 (ALPN h2) to the provider server by default instead of HTTP/1.1")
     g.addoption("--certify", action="store_true", default=False,
                 help="certification mode: NOT_TESTED on a required item fails the run")
     g.addoption("--req", action="append", default=[], metavar="ID",

@@ -23,7 +23,8 @@ def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
                   gatekeeper_listen=option(config, "gatekeeper_listen") or "127.0.0.1:0",
                   gatekeeper_url=option(config, "gatekeeper_url"),
                   insecure=config.getoption("insecure"), worker=worker,
-                  reference_faults=tuple(config.getoption("reference_fault")))
+                  reference_faults=tuple(config.getoption("reference_fault")),
+                  http2=config.getoption("http2"))
     yield k
     k.close()
 

@@ -108,7 +108,7 @@ def _media_base(target: str, declared: str | None) -> str:
 
 def start_kit(*, profile: Profile, declaration: Declaration, target: str | None, harness: str | None,
               gatekeeper_listen: str, gatekeeper_url: str | None, insecure: bool,
-              worker: str = "", reference_faults: tuple[str, ...] = ()) -> Kit:
+              worker: str = "", reference_faults: tuple[str, ...] = (), http2: bool = False) -> Kit:
     loop = LoopThread()
     gk = Gatekeeper()
     host, _, port = gatekeeper_listen.rpartition(":")
@@ -129,7 +129,8 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
             verify = str(embedded.ca_certificate)
         endpoints = declaration.data.get("endpoints", {})
         http = BoundedHttp(verify=verify, timeout=profile.timeout("identity"),
-                           max_body=int(profile.parameters.get("max_response_bytes", 1 << 20)))
+                           max_body=int(profile.parameters.get("max_response_bytes", 1 << 20)),
+                           prefer_http2=http2)
         issuer = endpoints.get("issuer") or target.rstrip("/")
         media_base = _media_base(target, endpoints.get("media_base"))
         ca = Path(verify).read_text() if isinstance(verify, str) else None

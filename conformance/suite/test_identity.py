@@ -20,7 +20,7 @@ JWKS_PATH = "/.well-known/oauth/openid/jwks"
 PRIVATE_PARAMS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
-def fetch_jwks(kit: Kit, evidence, *, http2: bool = False) -> dict[str, Any]:
+def fetch_jwks(kit: Kit, evidence, *, http2: bool | None = None) -> dict[str, Any]:
     res = kit.http.request("GET", kit.url(JWKS_PATH), evidence=evidence, http2=http2)
     if not res.ok:
         fail("200 with the JWK Set", res.describe())
