@@ -93,10 +93,17 @@ class Kit:
     def close(self) -> None:
         # Our keep-alive connections first: servers wait for open connections when stopping.
         self.http.close()
-        try:
+
+        async def _stop() -> None:
+            app = getattr(self.embedded, "app", None)
+            if app is not None:  # client sides of the embedded provider, then the servers
+                await app.stop_clients()
+                await app.close_http()
+            await self.gk.stop()
             if self.embedded is not None:
-                self.loop.run(self.embedded.stop(), 30)
-            self.loop.run(self.gk.stop(), 30)
+                await self.embedded.stop()
+        try:
+            self.loop.run(_stop(), 60)
         finally:
             self.loop.close()
 

@@ -1,0 +1,174 @@
+"""Named, switchable faults: realistic bugs a provider could ship.
+
+Each fault names the requirement IDs whose tests must catch it. With no fault on, the
+reference provider is conformant; a fault changes only the behaviour it names. The table in
+``docs/reference-provider.md`` is generated from :data:`FAULTS` (``render_table``) and a test
+keeps the two equal.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Fault", "FAULTS", "Faults", "UnknownFaultError", "render_table"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    name: str
+    description: str
+    requirements: tuple[str, ...]
+    area: str
+
+
+def _f(name: str, area: str, requirements: str, description: str) -> Fault:
+    return Fault(name, description, tuple(requirements.split()), area)
+
+
+_ALL = [
+    # -- identity (JWKS and user tokens) ----------------------------------------------------
+    _f("jwks_private_params", "identity", "ID-004",
+       "The JWK Set also publishes the private scalar `d` of each signing key."),
+    _f("jwks_duplicate_kid", "identity", "ID-002",
+       "Key rotation publishes the next key under the current key's `kid`."),
+    _f("token_unpublished_kid", "identity", "ID-005",
+       "User tokens are signed with a staged key that the JWK Set does not publish yet."),
+    _f("token_wrong_audience", "identity", "ID-007",
+       "User tokens name the provider's own issuer as `aud` instead of the gatekeeper's audience."),
+    _f("token_clock_behind", "identity", "ID-007",
+       "User tokens are stamped from a clock two hours behind, so they are expired when issued."),
+    _f("token_sub_internal_id", "identity", "ID-007",
+       "User tokens carry the provider's internal user handle as `sub`, not the user-visible id."),
+    # -- push --------------------------------------------------------------------------------
+    _f("push_accept_unsigned", "push", "CHN-016",
+       "Push skips signature verification: `alg: none` and forged tokens are accepted."),
+    _f("push_accept_expired", "push", "CHN-017",
+       "Push skips the `exp`, `iat` and `nbf` checks of the gatekeeper's token."),
+    _f("push_ignore_audience", "push", "CHN-017",
+       "Push does not check that the token's `aud` names the provider."),
+    _f("push_no_jwks_refresh", "push", "CHN-016",
+       "Push never refetches the gatekeeper's JWK Set, so a newly published key is refused."),
+    _f("push_response_body", "push", "CHN-015",
+       "Push answers 200 with a JSON body instead of an empty one."),
+    _f("push_500_on_malformed", "push", "CHN-018",
+       "A push body that is not a JSON object with a string `to` crashes the handler (500)."),
+    # -- media hosting -----------------------------------------------------------------------
+    _f("media_guessable_reference", "media-server", "MED-012",
+       "Storage references are sequential numbers."),
+    _f("media_no_content_length", "media-server", "MED-010",
+       "Media is streamed without a `Content-Length` header."),
+    _f("media_wrong_content_type", "media-server", "MED-010",
+       "Media is served with a sniffed `Content-Type: image/jpeg`."),
+    _f("media_range_off_by_one", "media-server", "MED-011",
+       "A 206 answer carries one byte more than the range it announces."),
+    _f("media_no_size_limit", "media-server", "MED-013",
+       "Uploads above the declared maximum blob size are stored."),
+    _f("media_delete_any_user", "media-server", "MED-014",
+       "Any authenticated user may delete any blob."),
+    _f("media_upload_without_auth", "media-server", "MED-008",
+       "Uploads are stored without checking the user JWT."),
+    # -- transport ---------------------------------------------------------------------------
+    _f("http2_off", "transport", "TRN-004",
+       "ALPN offers only `http/1.1`: HTTP/2 is switched off."),
+    _f("tls_cbc_ciphers", "transport", "TRN-003",
+       "TLS 1.2 also offers CBC and static-RSA cipher suites."),
+    # -- enlistment --------------------------------------------------------------------------
+    _f("enlist_signature_by_authkey", "enlistment", "ENL-004",
+       "The enlistment `e_skey_sig` is made with the Noise authkey instead of the identity key."),
+    _f("spk_signature_raw_key", "enlistment", "ENL-004 E2E-021",
+       "Signed pre-key signatures cover the raw 32-byte key instead of `0x05 ‖ key`."),
+    _f("enlist_fail_as_success", "enlistment", "ENL-007",
+       "An HTTP 200 enlistment answer is taken as success even when `status` is `fail`."),
+    _f("enlist_extra_field", "enlistment", "ENL-001",
+       "The enlistment form carries an extra `device_name` field."),
+    # -- chat channel ------------------------------------------------------------------------
+    _f("no_gatekeeper_key_check", "channel", "CHN-003",
+       "The client accepts any gatekeeper Noise static key in handshake message 2."),
+    _f("no_pong", "channel", "CHN-008",
+       "The client ignores the gatekeeper's `ping` stanzas."),
+    _f("stanza_id_reuse", "channel", "CHN-006",
+       "Request ids come from a counter that restarts at 1 on every connection."),
+    # -- end-to-end encryption ---------------------------------------------------------------
+    _f("version_byte_0x34", "e2e", "E2E-001",
+       "Signal messages carry version byte 0x34 (with a MAC over that byte)."),
+    _f("mac_identity_order_swapped", "e2e", "E2E-001 E2E-002",
+       "The SignalMessage MAC covers receiver ‖ sender identity instead of sender ‖ receiver."),
+    _f("no_bundle_signature_check", "e2e", "E2E-002",
+       "X3DH runs on a bundle whose signed pre-key signature does not verify."),
+    _f("no_padding", "e2e", "E2E-007",
+       "Content is encrypted without the 1-15 byte padding."),
+    _f("lenient_unpadding", "e2e", "E2E-009",
+       "A last plaintext byte of 0 or above 15 is read as 'no padding' instead of a failure."),
+    _f("accept_replayed_message", "e2e", "E2E-006",
+       "A replayed ciphertext is surfaced again from the client's decryption cache."),
+    _f("no_delivery_receipt", "e2e", "E2E-015",
+       "No delivery receipt is sent after decrypting a message."),
+    _f("no_retry_receipt", "e2e", "E2E-017",
+       "A message that fails to decrypt is dropped without a retry receipt."),
+    _f("ignore_retry_receipt", "e2e", "E2E-018",
+       "Retry receipts for sent messages are acknowledged but not answered with a resend."),
+    _f("silent_identity_change", "e2e", "E2E-019",
+       "A peer's new identity key is trusted without a security notification."),
+    _f("reuse_one_time_prekeys", "e2e", "E2E-020",
+       "Every one-time pre-key batch restarts at id 1, reusing ids."),
+    _f("no_prekey_replenish", "e2e", "E2E-020",
+       "The `low_pre_keys` notification is ignored."),
+    # -- media (client) ----------------------------------------------------------------------
+    _f("plaintext_media_upload", "media-client", "MED-003",
+       "The client uploads the plaintext file instead of the encrypted blob."),
+    _f("wrong_file_enc_sha256", "media-client", "MED-002",
+       "`file_enc_sha256` is computed over the ciphertext without the 10-byte MAC."),
+    _f("accept_tampered_media", "media-client", "MED-006",
+       "Downloaded media is decrypted and surfaced without checking `file_enc_sha256` and the MAC."),
+    # -- consent, integrity and safety -------------------------------------------------------
+    _f("send_without_consent", "consent", "CON-001",
+       "After a reachability ping the client sends content without waiting for consent."),
+    _f("retry_after_not_opted_in", "consent", "CON-002",
+       "A message refused with `not_opted_in` is resent automatically."),
+    _f("ignore_consent_revocation", "consent", "CON-004",
+       "`consent_revoked` is acknowledged but queued and new messages are still sent."),
+    _f("ignore_blocklist", "consent", "CON-007",
+       "Messages from blocked users are surfaced."),
+    _f("no_deletion_on_opt_out", "consent", "CON-008",
+       "Opting out only disconnects; no deletion request is sent."),
+    _f("no_backoff", "consent", "CON-010",
+       "A stanza refused with `rate_limited` is resent at once."),
+    _f("no_reenlistment", "consent", "CON-011",
+       "After `un_enlisted` the client reconnects with its old login instead of enlisting again."),
+]
+
+FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}
+
+
+class UnknownFaultError(ValueError):
+    pass
+
+
+class Faults:
+    """The set of faults switched on for one provider instance."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        names = frozenset(names)
+        unknown = sorted(names - FAULTS.keys())
+        if unknown:
+            raise UnknownFaultError(f"unknown fault(s): {', '.join(unknown)}")
+        self.names = names
+
+    def on(self, name: str) -> bool:
+        if name not in FAULTS:  # a typo in the provider must not silently mean "off"
+            raise UnknownFaultError(name)
+        return name in self.names
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def __repr__(self) -> str:
+        return f"Faults({sorted(self.names)!r})"
+
+
+def render_table() -> str:
+    """The Markdown table of ``docs/reference-provider.md``."""
+    lines = ["| fault | area | requirements | description |", "|---|---|---|---|"]
+    for f in _ALL:
+        lines.append(f"| `{f.name}` | {f.area} | {', '.join(f.requirements)} | {f.description} |")
+    return "\n".join(lines) + "\n"
