@@ -263,7 +263,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not is_conformance_run(config) or RESULTS_KEY not in config.stash:
         return
     if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED,
-                      pytest.ExitCode.INTERNAL_ERROR) or not session.testscollected:
+                      pytest.ExitCode.INTERNAL_ERROR) or not session.testscollected \
+            or config.option.collectonly:
         return  # nothing was checked: writing a report would only mislead
     results = config.stash[RESULTS_KEY]
     results.finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -283,7 +284,7 @@ REPORT_PATHS_KEY = pytest.StashKey["dict"]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    if not is_conformance_run(config) or RESULTS_KEY not in config.stash:
+    if not is_conformance_run(config) or RESULTS_KEY not in config.stash or config.option.collectonly:
         return
     results = config.stash[RESULTS_KEY]
     report = results.to_report()
