@@ -92,6 +92,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if faults and option(config, "target"):
         raise pytest.UsageError("--reference-fault applies to the embedded reference provider; "
                                 "drop --target to use it")
+    workers = getattr(config.option, "numprocesses", None)
+    if option(config, "target") and option(config, "harness") and workers not in (None, 0, "0"):
+        # Each xdist worker runs its own gatekeeper simulator, but a harness points its clients
+        # at one gatekeeper (POST /reset): parallel workers would steal each other's clients.
+        raise pytest.UsageError("-n/--numprocesses cannot be used with an external --harness: the "
+                                "harness serves one gatekeeper at a time; run serially (the embedded "
+                                "reference provider runs in parallel fine)")
     config.stash[PROFILE_KEY] = profile
     config.stash[DECLARATION_KEY] = declaration
     if not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
