@@ -93,7 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--reference-fault applies to the embedded reference provider; "
                                 "drop --target to use it")
     workers = getattr(config.option, "numprocesses", None)
-    if option(config, "target") and option(config, "harness") and workers not in (None, 0, "0"):
+    if (option(config, "target") and option(config, "harness") and workers not in (None, 0, "0")
+            and not hasattr(config, "workerinput")):
         # Each xdist worker runs its own gatekeeper simulator, but a harness points its clients
         # at one gatekeeper (POST /reset): parallel workers would steal each other's clients.
         raise pytest.UsageError("-n/--numprocesses cannot be used with an external --harness: the "
