@@ -29,7 +29,9 @@ class LoopThread:
         fut = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, timeout), self.loop)
         try:
             return fut.result(timeout + 5)
-        except asyncio.TimeoutError as exc:  # py3.11: alias of TimeoutError
+        except TimeoutError as exc:  # asyncio.TimeoutError is TimeoutError since 3.11
+            if str(exc):
+                raise  # the awaited thing's own message says what was awaited: keep it
             raise TimeoutError(f"gave up after {timeout:g} s") from exc
 
     def close(self) -> None:

@@ -1,0 +1,833 @@
+"""Consent, integrity and safety (spec §8): reachability pings, consent states and
+notifications, blocking, deletion on opt-out, rate limiting and re-enlistment (CON-001..CON-012).
+
+Almost everything here is provider-client behaviour, so the checks drive the client through the
+harness and judge it by what the gatekeeper simulator saw on the chat channel (``stanza_received``,
+``error_sent``, ``acked``, ``enlisted``, ``handshake_failed`` ... in ``gk.log``), and by what the
+client surfaced (harness ``inbox`` / ``events``). The simulator's consent states, scripted errors
+(``gk.script``) and simulated users make G do what the requirement reacts to.
+
+Approach and its limits:
+- "MUST NOT send X" is judged after a positive marker that must come later (the acknowledgement
+  of a notification, a later message delivered to another user); where a client may
+  legitimately hold a message back and send it late, a quiet period of at most 2 s follows
+  (a bounded ``wait_event`` that must time out).
+- A client may refuse an action locally: the harness answers 409 (``.../not-opted-in``,
+  ``.../blocked``); that is accepted wherever the requirement only forbids sending.
+- Minimum delays (CON-010) are measured between simulator event timestamps (``t``, ms): the gap
+  G observes includes both network legs, so it is never shorter than the gap the client kept.
+- Handshakes G refuses for an unknown ``authkey`` cannot be tied to a login (G never learnt
+  one); they are attributed to the client under test by time window, while the kit drives only
+  that client (CON-008, CON-011).
+- CON-009 (media deletion, provider server) has no event to wait on: the kit fetches the blob as
+  G would, at most every 0.5 s, bounded by the requirement's 60 s (+2 s slack).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+
+from conformance.gatekeeper import SimUser
+from conformance.harness_client import HarnessClient, HarnessError
+from conformance.verdicts import fail, not_tested
+
+from .kit import PROVIDER_ID, Kit, ProviderUser
+
+requirement = pytest.mark.requirement
+AREA = "consent"
+#: The spec's network slack on top of every time limit (§2).
+SLACK_S = 2.0
+#: Longest quiet period a check waits to see that something does not happen.
+QUIET_S = 2.0
+Event = dict[str, Any]
+
+
+# -- waiting on the simulator --------------------------------------------------------------------
+def _expect(kit: Kit, expected: str, predicate: Callable[[Event], bool] | None = None, *,
+            since: int, timeout: float | None = None, **match: Any) -> Event:
+    """The first matching simulator event, or FAIL naming what the provider did not do."""
+    try:
+        return kit.wait_event(predicate, area=AREA, since=since, timeout=timeout, **match)
+    except TimeoutError as exc:
+        waited = timeout or kit.timeout(AREA)
+        fail(expected, f"nothing within {waited:.1f} s ({exc.__cause__ or exc})")
+        raise AssertionError("unreachable") from None
+
+
+def _within(kit: Kit, seconds: float, predicate: Callable[[Event], bool] | None = None, *,
+            since: int, **match: Any) -> Event | None:
+    """A matching event (already logged or arriving within ``seconds``), else None."""
+    if seconds <= 0:
+        found = kit.events(since=since, **match)
+        found = [e for e in found if predicate is None or predicate(e)]
+        return found[0] if found else None
+    try:
+        return kit.wait_event(predicate, area=AREA, since=since, timeout=seconds, **match)
+    except TimeoutError:
+        return None
+
+
+def _stanza(kind: str, login: str, **fields: Any) -> Callable[[Event], bool]:
+    """A stanza of ``kind`` the client of ``login`` sent; each field value may be a tuple of
+    accepted values, or a string that must be in a list field."""
+    def pred(e: Event) -> bool:
+        if e["kind"] != "stanza_received" or e["login"] != login or e["detail"].get("type") != kind:
+            return False
+        for k, want in fields.items():
+            have = e["detail"].get(k)
+            if isinstance(have, list):
+                if want not in have:
+                    return False
+            elif isinstance(want, tuple):
+                if have not in want:
+                    return False
+            elif have != want:
+                return False
+        return True
+    pred.__name__ = f"{kind} stanza from {login}" + (f" with {fields}" if fields else "")
+    return pred
+
+
+def _to_user(login: str, g: SimUser) -> Callable[[Event], bool]:
+    """A ``message`` or ``key_fetch`` stanza for the G user ``g``."""
+    ids = (g.id, g.phone)
+
+    def pred(e: Event) -> bool:
+        if e["kind"] != "stanza_received" or e["login"] != login:
+            return False
+        d = e["detail"]
+        return ((d.get("type") == "message" and d.get("recipient") in ids)
+                or (d.get("type") == "key_fetch" and d.get("user") in ids))
+    pred.__name__ = f"message or key_fetch for {g.id} from {login}"
+    return pred
+
+
+def _message_to(login: str, g: SimUser) -> Callable[[Event], bool]:
+    return _stanza("message", login, recipient=(g.id, g.phone))
+
+
+def _describe(e: Event) -> str:
+    d = e["detail"]
+    keys = ("type", "id", "recipient", "user", "code", "add", "remove", "reason", "detail")
+    return f"{e['kind']} at t={e['t']} ms " + ", ".join(f"{k}={d[k]!r}" for k in keys if d.get(k))
+
+
+def _notify(kit: Kit, login: str, action: Callable[[], Any]) -> str:
+    """Run a simulator action on its loop; the id of the notification it queued for ``login``."""
+    def run() -> list[str]:
+        start = kit.gk.log.mark()
+        action()
+        return [e["detail"]["id"] for e in kit.gk.log.events(since=start, kind="queued", login=login,
+                                                               type="notification")]
+    ids = kit.call(run, area=AREA)
+    if not ids:
+        raise RuntimeError(f"the simulator queued no notification for {login}")
+    return ids[-1]
+
+
+def _acked(kit: Kit, login: str, stanza_id: str, since: int, what: str) -> Event:
+    """The client's ack of a G stanza, needed as a marker; without it the check cannot judge."""
+    try:
+        return kit.wait_event(area=AREA, since=since, kind="acked", login=login, id=stanza_id)
+    except TimeoutError:
+        not_tested(f"the client did not acknowledge the {what} (CHN-007), so the kit cannot tell "
+                   "when it was received")
+        raise AssertionError("unreachable") from None
+
+
+def _session_with(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUser) -> str:
+    """The provider user sends a first message to ``g`` and ``g`` receives it: from then on the
+    client holds a Signal session, so later content to ``g`` goes out as a ``message`` stanza."""
+    start = kit.mark()
+    try:
+        mid = harness.send_text(u.handle, g.id, "hello " + kit.unique("s"))
+    except HarnessError as exc:
+        fail("a message to an opted-in G user accepted (precondition)", str(exc))
+    _expect(kit, f"the first message reaches the opted-in G user {g.id}", since=start,
+            kind="user_message", user=g.id, id=mid)
+    return mid
+
+
+def _block(harness: HarnessClient, u: ProviderUser, g: SimUser) -> None:
+    """The user blocks ``g`` (effective on the client at once; the stanza is CON-005's matter)."""
+    try:
+        harness.block(u.handle, g.id)
+    except HarnessError as exc:
+        fail("the harness block action accepted (204)", str(exc))
+
+
+# -- the harness view ----------------------------------------------------------------------------
+def _refused(exc: HarnessError, *kinds: str) -> bool:
+    """A local refusal by the client: 409 with one of the problem types ``kinds``."""
+    return exc.status == 409 and any(exc.type.rstrip("/").endswith("/" + k) for k in kinds)
+
+
+def _poll(kit: Kit, login: str, probe: Callable[[], Any], timeout: float) -> Any:
+    """Poll the harness with ``probe`` until it returns something truthy; between polls wait
+    (bounded, at most 0.25 s) on the next simulator event of ``login``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cursor = kit.mark()
+        found = probe()
+        if found:
+            return found
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        _within(kit, min(0.25, left), since=cursor, login=login)
+
+
+def _events(harness: HarnessClient, u: ProviderUser, after: int = 0) -> list[dict[str, Any]]:
+    try:
+        return harness.events(u.handle, after)
+    except HarnessError as exc:
+        fail("the harness events resource (200)", str(exc))
+        raise AssertionError("unreachable") from None
+
+
+def _inbox(harness: HarnessClient, u: ProviderUser) -> list[dict[str, Any]]:
+    try:
+        return harness.inbox(u.handle)
+    except HarnessError as exc:
+        fail("the harness inbox resource (200)", str(exc))
+        raise AssertionError("unreachable") from None
+
+
+def _last_seq(harness: HarnessClient, u: ProviderUser) -> int:
+    evs = _events(harness, u)
+    return max((int(e.get("seq", 0)) for e in evs), default=0)
+
+
+def _failure_report(harness: HarnessClient, u: ProviderUser, mid: str) -> dict | None:
+    """The failure report of message ``mid``: a ``send_failed`` event, or the message shown
+    with status ``failed`` (both are "surfaced to its user")."""
+    for e in _events(harness, u):
+        if e.get("type") == "send_failed" and e.get("message_id") == mid:
+            return e
+    for item in _inbox(harness, u):
+        if item.get("message_id") == mid and item.get("status") == "failed":
+            return item
+    return None
+
+
+def _reported_failed(kit: Kit, harness: HarnessClient, u: ProviderUser, mid: str) -> dict | None:
+    return _poll(kit, u.login, lambda: _failure_report(harness, u, mid), kit.timeout(AREA))
+
+
+# -- CON-001 / CON-003: reachability pings ---------------------------------------------------------
+def _opted_out_contact(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUser) -> None:
+    """``g`` wrote to the provider user (the client holds a session with ``g``), then excluded
+    this provider; returns once the client acknowledged the ``consent_revoked``."""
+    start = kit.mark()
+    mid = kit.call(g.send_text, u.login, "hi from " + g.name, area=AREA)
+    _expect(kit, "the client acknowledges a message from a G user", since=start,
+            kind="message_delivered", login=u.login, id=mid)
+    start = kit.mark()
+    nid = _notify(kit, u.login, lambda: kit.gk.script.revoke_consent(g, PROVIDER_ID))
+    _acked(kit, u.login, nid, start, "consent_revoked notification")
+
+
+@requirement("CON-001")
+def test_reachability_ping_is_sent_and_no_message_before_consent(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    _opted_out_contact(kit, harness, u, g)
+    start = kit.mark()
+    try:
+        harness.reachability_ping(u.handle, g.id)
+    except HarnessError as exc:
+        fail("the user's request to reach the G user accepted (202)", str(exc))
+    _expect(kit, f"a reachability_ping stanza naming {g.id}",
+            _stanza("reachability_ping", u.login, recipient=(g.id, g.phone)), since=start)
+    try:
+        mid = harness.send_text(u.handle, g.id, "are you there?")
+    except HarnessError as exc:
+        if not _refused(exc, "not-opted-in"):
+            fail("before consent: the send refused locally (409 .../not-opted-in) or accepted "
+                 "and held back", str(exc))
+        mid = None
+    # A client that accepted the send may hold it until consent: it must not go out meanwhile.
+    sent = _within(kit, QUIET_S if mid else 0, _message_to(u.login, g), since=start)
+    if sent is not None:
+        fail(f"no message stanza to {g.id} before G reports consent (none was reported)",
+             _describe(sent))
+
+
+@requirement("CON-003")
+def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user("not_opted_in")
+    start = kit.mark()
+    try:
+        harness.reachability_ping(u.handle, g.id)
+    except HarnessError as exc:
+        not_tested(f"the first reachability ping was not accepted: {exc}")
+    ping = _stanza("reachability_ping", u.login, recipient=(g.id, g.phone))
+    first = _expect(kit, f"a first reachability_ping stanza naming {g.id}", ping, since=start)
+    try:
+        harness.reachability_ping(u.handle, g.id)
+        accepted = True
+    except HarnessError as exc:
+        if exc.status != 429:
+            fail("a repeated ping suppressed (429 .../rate-limited) or accepted without a stanza",
+                 str(exc))
+        accepted = False
+    again = _within(kit, QUIET_S if accepted else 0, ping, since=first["seq"] + 1)
+    if again is not None:
+        fail(f"at most one reachability_ping to {g.id} within 24 hours",
+             f"a second one {again['t'] - first['t']:.0f} ms after the first")
+
+
+# -- CON-002: not opted in -------------------------------------------------------------------------
+@requirement("CON-002")
+def test_not_opted_in_is_reported_and_not_resent(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user("not_opted_in")
+    start = kit.mark()
+    try:
+        mid = harness.send_text(u.handle, g.id, "hello?")
+    except HarnessError as exc:
+        if _refused(exc, "not-opted-in"):
+            not_tested("the client refused the send locally, so G's not_opted_in error never came")
+        fail("the send accepted (202) or refused locally (409 .../not-opted-in)", str(exc))
+    err = _expect(kit, f"the client asks G for {g.id} (key_fetch or message) and gets not_opted_in",
+                  since=start, kind="error_sent", login=u.login, code="not_opted_in")
+    if _reported_failed(kit, harness, u, mid) is None:
+        fail(f"message {mid} reported as failed (send_failed event or status failed)",
+             f"not within {kit.timeout(AREA):g} s of the not_opted_in error")
+    again = _within(kit, QUIET_S, _to_user(u.login, g), since=err["seq"] + 1)
+    if again is not None:
+        fail(f"no automatic resend: no further message or key_fetch for {g.id} without a new "
+             "send or consent_granted", _describe(again))
+
+
+# -- CON-004: consent revoked ----------------------------------------------------------------------
+@requirement("CON-004")
+def test_consent_revoked_stops_queued_and_new_messages_and_is_surfaced(kit: Kit, harness, new_user,
+                                                                       g_user):
+    u, g = new_user(), g_user()
+    _session_with(kit, harness, u, g)
+    start = kit.mark()
+    try:
+        harness.disconnect(u.handle, wake_on_push=False)
+    except HarnessError as exc:
+        fail("the harness disconnect action accepted (204)", str(exc))
+    _expect(kit, "the client's connection closed", since=start, kind="disconnected", login=u.login)
+    cursor = _last_seq(harness, u)
+    try:  # queued while offline, before the notification (a client may refuse offline sends)
+        harness.send_text(u.handle, g.id, "queued while offline")
+    except HarnessError:
+        pass
+    nid = _notify(kit, u.login, lambda: kit.gk.script.revoke_consent(g))
+    start = kit.mark()
+    try:
+        harness.connect(u.handle)
+    except HarnessError as exc:
+        fail("the client reconnects (204)", str(exc))
+    ack = _acked(kit, u.login, nid, start, "consent_revoked notification")
+    try:
+        harness.send_text(u.handle, g.id, "after the revocation")
+    except HarnessError as exc:
+        if not _refused(exc, "not-opted-in"):
+            fail("the send refused locally (409 .../not-opted-in) or accepted and held back", str(exc))
+
+    def surfaced() -> dict | None:
+        return next((e for e in _events(harness, u, cursor) if e.get("type") == "consent_changed"
+                     and e.get("peer") in (g.id, g.phone) and e.get("consent") == "revoked"), None)
+    if _poll(kit, u.login, surfaced, kit.timeout(AREA)) is None:
+        fail(f"a consent_changed event for {g.id} with consent revoked",
+             f"none within {kit.timeout(AREA):g} s of the acknowledgement")
+    sent = _within(kit, QUIET_S, _message_to(u.login, g), since=ack["seq"] + 1)
+    if sent is not None:
+        fail(f"no message stanza to {g.id} after its consent_revoked (queued or new)", _describe(sent))
+
+
+# -- CON-005: blocking -----------------------------------------------------------------------------
+@requirement("CON-005")
+def test_block_and_unblock_send_blocklist_set_within_10_s(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    for action, field in (("block", "add"), ("unblock", "remove")):
+        start, t0 = kit.mark(), time.monotonic()
+        try:
+            getattr(harness, action)(u.handle, g.id)
+        except HarnessError as exc:
+            fail(f"the harness {action} action accepted (204)", str(exc))
+        left = 10 + SLACK_S - (time.monotonic() - t0)
+        _expect(kit, f"a blocklist_set stanza with {g.id} in `{field}` within 10 s of the {action}",
+                _stanza("blocklist_set", u.login, **{field: g.id}), since=start, timeout=max(left, 0.1))
+
+
+@requirement("CON-005")
+def test_unacknowledged_blocklist_set_is_retried_after_reconnection(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    kit.call(kit.gk.script.fail_next, u.login, "internal", kind="blocklist_set", area=AREA)
+    start = kit.mark()
+    try:
+        harness.block(u.handle, g.id)
+    except HarnessError as exc:
+        fail("the harness block action accepted (204)", str(exc))
+    add = _stanza("blocklist_set", u.login, add=g.id)
+    first = _expect(kit, f"a blocklist_set stanza adding {g.id}", add, since=start, timeout=10 + SLACK_S)
+    _expect(kit, "G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
+            code="internal", id=first["detail"]["id"])
+    kit.call(kit.gk.script.force_offline, u.login, area=AREA)  # a reconnection to retry after
+    retry = _expect(kit, f"the blocklist_set adding {g.id} sent again (G did not acknowledge it)", add,
+                    since=first["seq"] + 1)
+    # Not an error this time: G acknowledges; nothing more is asked of the client.
+    _expect(kit, "G's ack of the retried blocklist_set", since=retry["seq"], kind="blocklist_changed",
+            login=u.login)
+
+
+@requirement("CON-005")
+def test_block_while_offline_is_sent_on_reconnection(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    start = kit.mark()
+    try:
+        harness.disconnect(u.handle, wake_on_push=False)
+    except HarnessError as exc:
+        fail("the harness disconnect action accepted (204)", str(exc))
+    _expect(kit, "the client's connection closed", since=start, kind="disconnected", login=u.login)
+    try:
+        harness.block(u.handle, g.id)
+    except HarnessError as exc:
+        not_tested(f"the client does not accept a block while offline: {exc}")
+    start = kit.mark()
+    try:
+        harness.connect(u.handle)
+    except HarnessError as exc:
+        fail("the client reconnects (204)", str(exc))
+    _expect(kit, f"after reconnecting, a blocklist_set adding {g.id} (blocked while offline)",
+            _stanza("blocklist_set", u.login, add=g.id), since=start, timeout=10 + SLACK_S)
+
+
+# -- CON-006: blocklist synchronisation --------------------------------------------------------------
+@requirement("CON-006")
+def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harness, new_user, g_user):
+    u = new_user(connect=False)
+    listed, local, other = g_user(), g_user(), g_user()
+    kit.call(lambda: kit.gk.accounts[u.login].blocklist.add(listed.id), area=AREA)
+    start = kit.mark()
+    try:
+        harness.connect(u.handle)
+    except HarnessError as exc:
+        fail("the client connects (204)", str(exc))
+    _block(harness, u, local)
+    try:
+        harness.send_text(u.handle, other.id, "first message")
+    except HarnessError as exc:
+        fail("a message to an opted-in G user accepted", str(exc))
+    first_msg = _expect(kit, "the first message stanza", since=start, kind="stanza_received",
+                        login=u.login, type="message")
+    read = [e for e in kit.events(since=start, kind="stanza_received", login=u.login, type="blocklist_get")]
+    if not read or read[0]["seq"] > first_msg["seq"]:
+        fail("a blocklist_get stanza after the enlistment and before the first message stanza",
+             "blocklist_get after the first message" if read else "no blocklist_get at all")
+    # Applied as blocked: the user from G's answer is treated like one the user blocked here.
+    mark = kit.mark()
+    from_listed = kit.call(listed.send_text, u.login, "from the listed user", area=AREA)
+    from_local = kit.call(local.send_text, u.login, "from the locally blocked user", area=AREA)
+    marker = kit.call(other.send_text, u.login, "marker", area=AREA)
+    for mid in (from_listed, from_local, marker):
+        _expect(kit, "the client acknowledges each incoming message", since=mark,
+                kind="message_delivered", login=u.login, id=mid)
+
+    def shown() -> set[str] | None:
+        ids = {str(i.get("message_id")) for i in _inbox(harness, u)}
+        return ids if marker in ids else None
+    ids = _poll(kit, u.login, shown, kit.timeout(AREA))
+    if ids is None:
+        not_tested("the marker message from an unblocked user was never surfaced")
+    if from_listed in ids and from_local not in ids:
+        fail(f"{listed.id}, blocked in G's blocklist answer, treated as blocked (like a user "
+             "blocked on the client)", "its message was surfaced; the locally blocked user's was not")
+
+
+# -- CON-007: blocked users ------------------------------------------------------------------------
+@requirement("CON-007")
+def test_nothing_from_a_blocked_user_is_surfaced(kit: Kit, harness, new_user, g_user):
+    u, g, other = new_user(), g_user(), g_user()
+    kit.call(setattr, g, "auto_delivery_receipts", False, area=AREA)
+    mine = _session_with(kit, harness, u, g)
+    _block(harness, u, g)
+    cursor = _last_seq(harness, u)
+    start = kit.mark()
+    text = kit.call(g.send_text, u.login, "from a blocked user", area=AREA)
+    kit.call(g.send_reaction, u.login, mine, u.login, "\U0001F44D", area=AREA)
+    receipt = kit.call(g.send_receipt, u.login, "read", [mine], area=AREA)
+    marker = kit.call(other.send_text, u.login, "marker", area=AREA)
+    _expect(kit, "the client acknowledges the receipt", since=start, kind="acked", login=u.login,
+            id=receipt)
+    _expect(kit, "the client acknowledges the marker message", since=start,
+            kind="message_delivered", login=u.login, id=marker)
+
+    def shown() -> list[dict[str, Any]] | None:
+        items = _inbox(harness, u)
+        return items if any(i.get("message_id") == marker for i in items) else None
+    items = _poll(kit, u.login, shown, kit.timeout(AREA))
+    if items is None:
+        not_tested("the marker message from an unblocked user was never surfaced")
+    problems = []
+    if any(i.get("message_id") == text for i in items):
+        problems.append("the blocked user's message is in the inbox")
+    own: dict[str, Any] = next((i for i in items if i.get("message_id") == mine), {})
+    if any(r.get("sender") in (g.id, g.phone) for r in own.get("reactions") or []):
+        problems.append("the blocked user's reaction is shown")
+    if own.get("status") == "read":
+        problems.append("the blocked user's read receipt changed the message status to read")
+    for e in _events(harness, u, cursor):
+        if e.get("type") == "receipt" and (e.get("peer") in (g.id, g.phone)
+                                           or e.get("participant") in (g.id, g.phone)):
+            problems.append(f"a receipt event from the blocked user: {e}")
+    if problems:
+        fail(f"no message, reaction or receipt from the blocked {g.id} surfaced", "; ".join(problems))
+
+
+@requirement("CON-007")
+def test_no_read_receipt_to_a_blocked_user(kit: Kit, harness, new_user, g_user):
+    u, g, other = new_user(), g_user(), g_user()
+    start = kit.mark()
+    theirs = kit.call(g.send_text, u.login, "read me", area=AREA)
+    marker = kit.call(other.send_text, u.login, "read me too", area=AREA)
+    for mid in (theirs, marker):
+        _expect(kit, "the client acknowledges each incoming message", since=start,
+                kind="message_delivered", login=u.login, id=mid)
+    _block(harness, u, g)
+    start = kit.mark()
+    try:
+        harness.read(u.handle, g.id, [theirs])
+    except HarnessError as exc:
+        if exc.status != 409:
+            fail("marking read accepted (204) or refused locally (409)", str(exc))
+    try:
+        harness.read(u.handle, other.id, [marker])
+    except HarnessError as exc:
+        fail("marking a message of an unblocked user read accepted (204)", str(exc))
+
+    def read_receipt(to: SimUser) -> Callable[[Event], bool]:
+        return lambda e: (e["detail"].get("direction") == "from_provider"
+                          and e["detail"].get("receipt") == "RECEIPT_TYPE_READ"
+                          and e["detail"].get("recipient") in (to.id, to.phone))
+    _expect(kit, "a read receipt to the unblocked user (marker)", read_receipt(other), since=start,
+            kind="receipt", login=u.login)
+    sent = _within(kit, QUIET_S / 2, read_receipt(g), since=start, kind="receipt", login=u.login)
+    if sent is not None:
+        fail(f"no read receipt to the blocked {g.id}", _describe(sent))
+
+
+@requirement("CON-007")
+def test_no_message_to_a_blocked_user(kit: Kit, harness, new_user, g_user):
+    u, g, other = new_user(), g_user(), g_user()
+    _session_with(kit, harness, u, g)
+    _block(harness, u, g)
+    start = kit.mark()
+    try:
+        harness.send_text(u.handle, g.id, "while blocked")
+    except HarnessError as exc:
+        if not _refused(exc, "blocked"):
+            fail("the send refused locally (409 .../blocked) or accepted and not sent", str(exc))
+    try:
+        marker = harness.send_text(u.handle, other.id, "marker")
+    except HarnessError as exc:
+        fail("a message to an unblocked G user accepted", str(exc))
+    _expect(kit, "the marker message reaches the unblocked user", since=start, kind="user_message",
+            user=other.id, id=marker)
+    sent = _within(kit, QUIET_S / 2, _message_to(u.login, g), since=start)
+    if sent is not None:
+        fail(f"no message stanza to the blocked {g.id} while the block lasts", _describe(sent))
+
+
+# -- CON-008: deletion on opt-out ------------------------------------------------------------------
+def _keys_of(kit: Kit, login: str) -> tuple[bytes, bytes, bytes]:
+    def get() -> tuple[bytes, bytes, bytes]:
+        a = kit.gk.accounts[login]
+        return a.authkey, a.identity_key.serialize(), a.signed_pre_key.serialize()
+    return kit.call(get, area=AREA)
+
+
+@requirement("CON-008")
+def test_opt_out_sends_deletion_request_and_retires_the_login(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    old_keys = _keys_of(kit, u.login)
+    start = kit.mark()
+    try:
+        harness.opt_out(u.handle)
+    except HarnessError as exc:
+        fail("the harness opt-out action accepted (204)", str(exc))
+    req = _expect(kit, "a deletion_request stanza", _stanza("deletion_request", u.login), since=start)
+    _expect(kit, "G deleted the login (acknowledged the deletion request)", since=req["seq"],
+            kind="deleted", login=u.login)
+    _expect(kit, "the deleted login's connection closed", since=req["seq"], kind="disconnected",
+            login=u.login)
+    after = kit.mark()
+    # The user tries to go online and to send again: the old login and keys must stay unused.
+    try:
+        harness.connect(u.handle)
+    except HarnessError:
+        pass
+    try:
+        harness.send_text(u.handle, g.id, "after opting out")
+    except HarnessError:
+        pass
+    _within(kit, 0.5, lambda e: e["kind"] in ("stanza_received", "handshake_failed"), since=after)
+    events = kit.events(since=after)
+    used = [e for e in events if e["login"] == u.login and e["kind"] in ("connected", "stanza_received")]
+    refused = [e for e in events if e["kind"] == "handshake_failed" and e["login"] is None
+               and e["detail"].get("reason") == "un_enlisted"]
+    if used or refused:
+        fail(f"no connection or stanza with the deleted login {u.login} or its authkey",
+             "; ".join(_describe(e) for e in (used + refused)[:3]))
+
+    def reused() -> list[str]:
+        return [a.login for a in kit.gk.accounts.values()
+                if a.authkey == old_keys[0] or a.identity_key.serialize() == old_keys[1]
+                or a.signed_pre_key.serialize() == old_keys[2]]
+    again = kit.call(reused, area=AREA)
+    if again:
+        fail("opting in again only with a new enlistment and new keys",
+             f"enlisted again as {again} with the deleted authkey or enlisted keys")
+
+
+@requirement("CON-008")
+def test_unacknowledged_deletion_request_is_retried(kit: Kit, harness, new_user):
+    u = new_user()
+    kit.call(kit.gk.script.fail_next, u.login, "internal", kind="deletion_request", area=AREA)
+    start = kit.mark()
+    try:
+        harness.opt_out(u.handle)
+    except HarnessError as exc:
+        fail("the harness opt-out action accepted (204)", str(exc))
+    deletion = _stanza("deletion_request", u.login)
+    first = _expect(kit, "a deletion_request stanza", deletion, since=start)
+    _expect(kit, "G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
+            code="internal", id=first["detail"]["id"])
+    kit.call(kit.gk.script.force_offline, u.login, area=AREA)  # a reconnection to retry after
+    retry = _expect(kit, "the deletion_request sent again until G acknowledges it", deletion,
+                    since=first["seq"] + 1)
+    _expect(kit, "G deleted the login", since=retry["seq"], kind="deleted", login=u.login)
+
+
+# -- CON-009: media deletion on opt-out -----------------------------------------------------------
+@requirement("CON-009")
+def test_opt_out_makes_the_users_blobs_unavailable_within_60_s(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    paths: list[str] = []
+    for kind, mimetype, extra in (("image", "image/png", {"width": 1, "height": 1}),
+                                  ("document", "application/pdf", {"file_name": "a.pdf"})):
+        start = kit.mark()
+        try:
+            mid = harness.send_media(u.handle, g.id, kit.unique("blob-").encode() * 20, kind,
+                                     mimetype, **extra)
+        except HarnessError as exc:
+            not_tested(f"the client did not send a {kind} message (media profile): {exc}")
+        _expect(kit, f"the {kind} message reaches the G user", since=start, kind="user_message",
+                user=g.id, id=mid)
+
+        def direct_path(mid: str = mid, kind: str = kind) -> str:
+            item = next(i for i in g.inbox if i.message_id == mid)
+            return getattr(item.content, kind).direct_path
+        paths.append(kit.call(direct_path, area=AREA))
+
+    def fetch(path: str) -> Any:
+        return kit.run(kit.gk.fetch_provider_media(path, login=u.login), AREA)
+    for path in paths:
+        before = fetch(path)
+        if before.status != 200:
+            not_tested(f"an uploaded blob is not retrievable before the opt-out ({before.status}, "
+                       f"{before.error}), see MED-009")
+    t0 = time.monotonic()
+    start = kit.mark()
+    try:
+        harness.opt_out(u.handle)
+    except HarnessError as exc:
+        fail("the harness opt-out action accepted (204)", str(exc))
+    deadline = t0 + 60 + SLACK_S
+    pause = threading.Event()
+    left = list(paths)
+    last: dict[str, Any] = {}
+    first_round = True
+    while left:
+        for path in list(left):
+            res = fetch(path)
+            last[path] = (res.status, res.error)
+            if res.status in (404, 410):
+                left.remove(path)
+        if not left or time.monotonic() >= deadline:
+            break
+        if first_round:  # event-driven first: the opt-out reaching G (its deletion request)
+            first_round = False
+            if _within(kit, min(kit.timeout(AREA), deadline - time.monotonic()), since=start,
+                       kind="deleted", login=u.login) is not None:
+                continue
+        # Then a bounded poll: the server's deletion has no event the kit could wait on.
+        pause.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+    if left:
+        fail("every blob the user uploaded answers 404 or 410 within 60 s of the opt-out",
+             f"{len(left)} of {len(paths)} still answer: {[last[p] for p in left]}")
+
+
+# -- CON-010: rate limiting ------------------------------------------------------------------------
+def _rate_limit_run(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUser,
+                    delays_ms: list[int], retry_after_ms: int) -> None:
+    """Send one message; G answers ``rate_limited`` to the next ``len(delays_ms)`` message
+    stanzas; each following message stanza must come at least ``delays_ms[i]`` later, on the same
+    connection; finally the message is resent or reported as failed."""
+    kit.call(kit.gk.script.rate_limit, u.login, retry_after_ms, kind="message", count=len(delays_ms),
+             area=AREA)
+    start = kit.mark()
+    try:
+        mid = harness.send_text(u.handle, g.id, "rate limited")
+    except HarnessError as exc:
+        fail("a message to an opted-in G user accepted", str(exc))
+    is_msg = _stanza("message", u.login)
+    cursor = start
+    for i, need in enumerate(delays_ms):
+        err = _expect(kit, "G's scripted rate_limited error", since=cursor, kind="error_sent",
+                      login=u.login, code="rate_limited")
+        nxt = _within(kit, need / 1000 + SLACK_S, is_msg, since=err["seq"] + 1)
+        if nxt is None:  # a later resend, or a failure report
+            def outcome(after: int = err["seq"] + 1) -> tuple[str, Event | None] | None:
+                resent = _within(kit, 0, is_msg, since=after)
+                if resent is not None:
+                    return "resent", resent
+                return ("failed", None) if _failure_report(harness, u, mid) else None
+            got = _poll(kit, u.login, outcome, kit.timeout(AREA))
+            if got is None:
+                fail("the rate-limited message resent after the delay or reported as failed",
+                     f"neither within {need / 1000 + SLACK_S + kit.timeout(AREA):g} s")
+            nxt = got[1]
+            if nxt is None:
+                if i == len(delays_ms) - 1:
+                    break
+                try:  # reported failed: a new send must still respect the delay
+                    harness.send_text(u.handle, g.id, "after the failure")
+                except HarnessError as exc:
+                    fail("a new message accepted after the failure report", str(exc))
+                nxt = _expect(kit, "the new message stanza", is_msg, since=err["seq"] + 1)
+        gap = nxt["t"] - err["t"]
+        if gap < need:
+            fail(f"no message stanza within {need} ms of rate_limited (retry_after_ms="
+                 f"{retry_after_ms}, consecutive error {i + 1})",
+                 f"the next message stanza came {gap:.0f} ms after the error")
+        cursor = nxt["seq"]
+    reconnects = [e for e in kit.events(since=start, login=u.login)
+                  if e["kind"] in ("connected", "disconnected")]
+    if reconnects:
+        fail("no reconnection to evade the rate limit", _describe(reconnects[0]))
+
+
+@requirement("CON-010")
+def test_rate_limited_waits_retry_after_ms(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    _rate_limit_run(kit, harness, u, g, [1200], 1200)
+
+
+@requirement("CON-010")
+def test_rate_limited_without_delay_waits_1_s_then_doubles(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    _rate_limit_run(kit, harness, u, g, [1000, 2000], 0)
+
+
+# -- CON-011: re-enlistment ------------------------------------------------------------------------
+def _presented(kit: Kit, login: str) -> list[str]:
+    return kit.call(lambda: [t.token for t in kit.gk.tokens_seen
+                             if t.source == "enlistment" and t.login == login and t.accepted], area=AREA)
+
+
+def _reenlisted(kit: Kit, u: ProviderUser, since: int, old_tokens: list[str], t_error: float) -> Event:
+    """The enlistment after ``un_enlisted``: before any new connection attempt, with a fresh JWT;
+    then the reconnection and the one-time pre-key upload."""
+    def enlisted_or_attempt(e: Event) -> bool:
+        return ((e["kind"] == "enlisted" and e["login"] == u.login)
+                or (e["kind"] == "connected" and e["login"] == u.login)
+                or (e["kind"] == "handshake_failed" and e["detail"].get("reason") == "un_enlisted"
+                    and e["login"] in (None, u.login)))
+    first = _expect(kit, "a new enlistment after un_enlisted", enlisted_or_attempt, since=since)
+    if first["kind"] != "enlisted":
+        fail("no connection with the old login before the new enlistment succeeded",
+             _describe(first) + " (no successful enlistment before it)")
+    tokens = _presented(kit, u.login)
+    new = tokens[-1] if tokens else ""
+    if new and new in old_tokens:
+        iat = jwt.decode(new, options={"verify_signature": False}).get("iat", 0)
+        if isinstance(iat, (int, float)) and iat < int(t_error):
+            fail("the new enlistment with a fresh user JWT",
+                 f"the JWT of an earlier enlistment (iat {iat}) presented again")
+    _expect(kit, "the client reconnects after the new enlistment", since=first["seq"],
+            kind="connected", login=u.login)
+    _expect(kit, "one-time pre-keys uploaded after the new enlistment",
+            lambda e: (e["detail"].get("added") or 0) > 0, since=first["seq"],
+            kind="pre_keys_uploaded", login=u.login)
+    return first
+
+
+@requirement("CON-011")
+def test_un_enlisted_on_a_stanza_leads_to_re_enlistment_before_reconnecting(kit: Kit, harness,
+                                                                           new_user, g_user):
+    u, g = new_user(), g_user()
+    old_tokens = _presented(kit, u.login)
+    kit.call(kit.gk.script.fail_next, u.login, "un_enlisted", kind="message", area=AREA)
+    start = kit.mark()
+    try:
+        text = "pending " + kit.unique("p")
+        try:
+            mid = harness.send_text(u.handle, g.id, text)
+        except HarnessError as exc:
+            fail("a message to an opted-in G user accepted", str(exc))
+        err = _expect(kit, "G's scripted un_enlisted error", since=start, kind="error_sent",
+                      login=u.login, code="un_enlisted")
+        enlisted = _reenlisted(kit, u, err["seq"] + 1, old_tokens, time.time())
+        _expect(kit, "the pending message sent after the new enlistment",
+                lambda e: e["detail"].get("id") == mid or e["detail"].get("text") == text,
+                since=enlisted["seq"], kind="user_message", user=g.id)
+    finally:
+        _quiet_disconnect(harness, u)
+
+
+@requirement("CON-011")
+def test_un_enlisted_at_connection_leads_to_re_enlistment_before_reconnecting(kit: Kit, harness,
+                                                                             new_user):
+    u = new_user(connect=False)
+    old_tokens = _presented(kit, u.login)
+    kit.call(kit.gk.script.fail_next_connect, u.login, "un_enlisted", area=AREA)
+    start = kit.mark()
+    try:
+        try:
+            harness.connect(u.handle)
+        except HarnessError:
+            pass  # 502 connect-failed (reason un_enlisted) is expected; re-enlisting inside is too
+        refused = _expect(kit, "the scripted un_enlisted handshake refusal", since=start,
+                          kind="handshake_failed", login=u.login, reason="un_enlisted")
+        _reenlisted(kit, u, refused["seq"] + 1, old_tokens, time.time())
+    finally:
+        _quiet_disconnect(harness, u)
+
+
+def _quiet_disconnect(harness: HarnessClient, u: ProviderUser) -> None:
+    """Stop a client the check left reconnecting (it would disturb the next checks)."""
+    try:
+        harness.disconnect(u.handle, wake_on_push=False)
+    except HarnessError:
+        pass
+
+
+# -- CON-012: blocked by the recipient --------------------------------------------------------------
+@requirement("CON-012")
+def test_blocked_by_recipient_is_reported_and_not_resent(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    _session_with(kit, harness, u, g)
+    kit.call(kit.gk.script.block, g, u.login, area=AREA)
+    start = kit.mark()
+    try:
+        mid = harness.send_text(u.handle, g.id, "you blocked me?")
+    except HarnessError as exc:
+        fail("the send accepted (the client cannot know it is blocked)", str(exc))
+    err = _expect(kit, f"the client sends to {g.id} and G answers blocked", since=start,
+                  kind="error_sent", login=u.login, code="blocked")
+    if _reported_failed(kit, harness, u, mid) is None:
+        fail(f"message {mid} reported as failed (send_failed event or status failed)",
+             f"not within {kit.timeout(AREA):g} s of the blocked error")
+    again = _within(kit, QUIET_S, _message_to(u.login, g), since=err["seq"] + 1)
+    if again is not None:
+        fail("no automatic resend of the message G refused with blocked", _describe(again))
