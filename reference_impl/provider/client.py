@@ -56,6 +56,9 @@ from .tokens import TokenIssuer, b64u
 
 __all__ = ["ProviderClient", "ClientContext", "ClientError", "ConnectFailed", "EnlistFailed"]
 
+#: E2E-005 / GRP-004: the profile allows at most 2000 skipped message keys (libsignal: 25 000).
+PROFILE_MAX_SKIPPED_KEYS = 2000
+
 log = logging.getLogger("reference_impl.provider.client")
 
 SUBPROTOCOL = "interop.v1"
@@ -520,14 +523,20 @@ class ProviderClient:
         return delay
 
     async def _request(self, stanza: pb.Stanza, *, ready: bool = True,
-                       max_rate_retries: int = 8) -> pb.Stanza:
-        """Send a request and wait for its answer; resends after ``rate_limited``."""
+                       max_rate_retries: int = 8,
+                       still_allowed: Callable[[], bool] | None = None) -> pb.Stanza:
+        """Send a request and wait for its answer; resends after ``rate_limited``.
+
+        ``still_allowed`` is asked again before every resend: consent may be revoked or the
+        peer blocked while the request waits out its back-off (CON-004, CON-007)."""
         kind = stanza.WhichOneof("body")
         attempts = 0
         while True:
             if ready:
                 await asyncio.wait_for(self._ready.wait(), self.ctx.config.network_timeout * 3)
             await self._wait_kind(kind)
+            if attempts and still_allowed is not None and not still_allowed():
+                raise ClientError(409, "refused", reason="consent_revoked")
             if not stanza.id or attempts:
                 if kind != "message":  # a message keeps its id (it is the message id)
                     stanza.id = self._new_id()
@@ -636,12 +645,14 @@ class ProviderClient:
         digest = hashlib.sha256(m.ciphertext).hexdigest()
         try:
             try:
-                plain = session.decrypt(self.store, sender, msg_type, m.ciphertext)
+                plain = session.decrypt(self.store, sender, msg_type, m.ciphertext,
+                                        max_forward_jumps=PROFILE_MAX_SKIPPED_KEYS)
             except UntrustedIdentityError as exc:
                 # E2E-019: surface the change before any message under the new identity.
                 self._identity_changed(sender, exc.identity_key)
                 self.store.trust_identity(sender, PublicKey.from_bytes(exc.identity_key))
-                plain = session.decrypt(self.store, sender, msg_type, m.ciphertext)
+                plain = session.decrypt(self.store, sender, msg_type, m.ciphertext,
+                                        max_forward_jumps=PROFILE_MAX_SKIPPED_KEYS)
             content_bytes = e2e.unpad(plain, self.faults)
             content = cpb.Message.FromString(content_bytes)
         except DuplicateMessageError:
@@ -1262,8 +1273,12 @@ class ProviderClient:
 
     async def _send_content(self, peer: str, mid: str, content: bytes, *, retry_count: int) -> None:
         await self._ensure_session(peer)
-        if not self._may_send_to(peer, explicit=True) or (peer in self.state["blocked"]
-                                                          and not self.faults.on("ignore_blocklist")):
+
+        def allowed() -> bool:
+            return self._may_send_to(peer, explicit=True) and not (
+                peer in self.state["blocked"] and not self.faults.on("ignore_blocklist"))
+
+        if not allowed():
             raise ClientError(409, "refused", reason="consent_revoked")
         ct = e2e.encrypt(self.store, peer, e2e.pad(content, self.faults), self.faults)
         self.save()  # never reuse a message key, even after a crash
@@ -1271,7 +1286,7 @@ class ProviderClient:
         stanza = pb.Stanza(id=mid, message=pb.Message(
             recipient=peer, sender=self.login, type=enc_type, ciphertext=ct.body,
             timestamp_ms=_now_ms(), retry_count=retry_count))
-        await self._request(stanza)
+        await self._request(stanza, still_allowed=allowed)
 
     async def mark_read(self, peer: str, message_ids: list[str]) -> None:
         if peer in self.state["blocked"] and not self.faults.on("ignore_blocklist"):

@@ -37,6 +37,8 @@ __all__ = [
     "compute_mac",
 ]
 
+#: libsignal's limits (``consts.rs``). A profile may be stricter: the interop profile allows
+#: 2000 skipped keys (E2E-005), so callers pass ``max_forward_jumps`` to :meth:`decrypt`.
 MAX_FORWARD_JUMPS = 25_000
 MAX_MESSAGE_KEYS = 2_000
 MAX_RECEIVER_CHAINS = 5
@@ -234,7 +236,8 @@ class SessionState:
         self.sender_chain = Chain(ours.public, send_ck, 0, ours.private)
         return chain
 
-    def _message_keys(self, chain: Chain, counter: int) -> MessageKeys:
+    def _message_keys(self, chain: Chain, counter: int,
+                      max_forward_jumps: int = MAX_FORWARD_JUMPS) -> MessageKeys:
         if counter < chain.index:
             mk = chain.skipped.pop(counter, None)
             if mk is None:
@@ -243,9 +246,9 @@ class SessionState:
                     "was already used: a replay or a duplicate"
                 )
             return mk
-        if counter - chain.index > MAX_FORWARD_JUMPS:
+        if counter - chain.index > max_forward_jumps:
             raise TooManySkippedKeysError(
-                f"counter {counter} jumps {counter - chain.index} ahead; limit {MAX_FORWARD_JUMPS}"
+                f"counter {counter} jumps {counter - chain.index} ahead; limit {max_forward_jumps}"
             )
         key, index = chain.key, chain.index
         while index < counter:
@@ -259,13 +262,14 @@ class SessionState:
         chain.index = index + 1
         return mk
 
-    def decrypt(self, message: SignalMessage, rng: Rng) -> bytes:
+    def decrypt(self, message: SignalMessage, rng: Rng,
+                max_forward_jumps: int = MAX_FORWARD_JUMPS) -> bytes:
         """Decrypt in place. Raise a typed error; on error the state may be half-updated, so
         call this on a clone."""
         chain = self._receiver_chain(message.ratchet_key)
         if chain is None:
             chain = self._dh_ratchet(message.ratchet_key, rng)
-        mk = self._message_keys(chain, message.counter)
+        mk = self._message_keys(chain, message.counter, max_forward_jumps)
         expected = compute_mac(mk.mac_key, self.remote_identity, self.local_identity, message.body)
         if not constant_time_eq(expected, message.mac):
             raise InvalidMacError("SignalMessage MAC does not verify")

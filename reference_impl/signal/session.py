@@ -18,7 +18,7 @@ from .errors import (
     UntrustedIdentityError,
 )
 from .keys import KeyPair
-from .ratchet import PendingPreKey, SessionState
+from .ratchet import MAX_FORWARD_JUMPS, PendingPreKey, SessionState
 from .rng import Rng, system_rng
 from .store import ProtocolStore, SessionRecord
 from .wire import PreKeySignalMessage, SignalMessage
@@ -98,13 +98,14 @@ def encrypt(store: ProtocolStore, address: str, plaintext: bytes) -> CiphertextM
     return CiphertextMessage("pkmsg", pkm.serialize())
 
 
-def _decrypt_with_record(rec: SessionRecord, message: SignalMessage, rng: Rng) -> bytes:
+def _decrypt_with_record(rec: SessionRecord, message: SignalMessage, rng: Rng,
+                         max_forward_jumps: int = MAX_FORWARD_JUMPS) -> bytes:
     """Try the current state, then the archived ones (newest first); keep the one that works."""
     errors: list[SignalError] = []
     for i, state in enumerate(rec.states()):
         trial = state.clone()
         try:
-            plaintext = trial.decrypt(message, rng)
+            plaintext = trial.decrypt(message, rng, max_forward_jumps)
         except DuplicateMessageError:
             raise
         except SignalError as exc:
@@ -123,17 +124,19 @@ def _decrypt_with_record(rec: SessionRecord, message: SignalMessage, rng: Rng) -
 
 
 def decrypt_signal_message(store: ProtocolStore, address: str, data: bytes,
-                           rng: Rng = system_rng) -> bytes:
+                           rng: Rng = system_rng, *,
+                           max_forward_jumps: int = MAX_FORWARD_JUMPS) -> bytes:
     message = SignalMessage.parse(data)
     rec = store.sessions.get(address)
     if rec is None or not rec.states():
         raise NoSessionError(f"SignalMessage from {address!r} but no session exists")
-    return _decrypt_with_record(rec, message, rng)
+    return _decrypt_with_record(rec, message, rng, max_forward_jumps)
 
 
 def decrypt_prekey_message(store: ProtocolStore, address: str, data: bytes,
                            rng: Rng = system_rng, *,
-                           expected_registration_id: int | None = None) -> bytes:
+                           expected_registration_id: int | None = None,
+                           max_forward_jumps: int = MAX_FORWARD_JUMPS) -> bytes:
     """Responder side. A repeated PreKey message (same base key) reuses its session; a new
     base key from a known peer archives the old session. The one-time pre-key is removed
     only after the inner message decrypted.
@@ -155,7 +158,7 @@ def decrypt_prekey_message(store: ProtocolStore, address: str, data: bytes,
     if rec is not None:
         for state in rec.states():
             if state.base_key == pkm.base_key and state.remote_identity == pkm.identity_key:
-                return _decrypt_with_record(rec, pkm.message, rng)
+                return _decrypt_with_record(rec, pkm.message, rng, max_forward_jumps)
 
     spk = store.signed_pre_keys.get(pkm.signed_pre_key_id)
     if spk is None:
@@ -178,7 +181,7 @@ def decrypt_prekey_message(store: ProtocolStore, address: str, data: bytes,
     state.local_registration_id = store.registration_id
     state.remote_registration_id = pkm.registration_id
     state.base_key = pkm.base_key
-    plaintext = state.decrypt(pkm.message, rng)  # fresh state: nothing to roll back
+    plaintext = state.decrypt(pkm.message, rng, max_forward_jumps)  # fresh state: nothing to roll back
     store.sessions.setdefault(address, SessionRecord()).promote(state)
     if pkm.pre_key_id is not None:
         del store.pre_keys[pkm.pre_key_id]
@@ -187,9 +190,11 @@ def decrypt_prekey_message(store: ProtocolStore, address: str, data: bytes,
 
 
 def decrypt(store: ProtocolStore, address: str, msg_type: str, data: bytes,
-            rng: Rng = system_rng) -> bytes:
+            rng: Rng = system_rng, *, max_forward_jumps: int = MAX_FORWARD_JUMPS) -> bytes:
+    """``max_forward_jumps``: how far ahead a counter may jump (libsignal: 25 000; the interop
+    profile: 2000, E2E-005)."""
     if msg_type == "pkmsg":
-        return decrypt_prekey_message(store, address, data, rng)
+        return decrypt_prekey_message(store, address, data, rng, max_forward_jumps=max_forward_jumps)
     if msg_type == "msg":
-        return decrypt_signal_message(store, address, data, rng)
+        return decrypt_signal_message(store, address, data, rng, max_forward_jumps=max_forward_jumps)
     raise InvalidMessageError(f"unknown message type {msg_type!r}; expected 'pkmsg' or 'msg'")
