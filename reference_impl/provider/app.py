@@ -313,9 +313,10 @@ class ReferenceProvider:
         cfg.accesslog = None
         cfg.errorlog = logging.getLogger("hypercorn.error")
         cfg.graceful_timeout = 2
-        # Python >= 3.11.5 Server.wait_closed() waits for open connections: keep idle
-        # keep-alive connections short so a shutdown is quick.
-        cfg.keep_alive_timeout = 1
+        # Python >= 3.11.5 Server.wait_closed() waits for open connections, so idle keep-alive
+        # connections should not live long; but a client reusing one that the server is just
+        # closing gets a reset, so not too short either (callers close their side first).
+        cfg.keep_alive_timeout = 5
         cfg.h11_max_incomplete_size = 64 * 1024
         cfg.wsgi_max_body_size = 0
         await serve(_no_lifespan(asgi), cfg, shutdown_trigger=self._shutdown.wait, mode="asgi")
