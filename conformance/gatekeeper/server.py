@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,10 @@ class AsgiServer:
                 await asyncio.wait_for(self._task, 10)
             except TimeoutError:
                 self._task.cancel()
+            except (ssl.SSLError, OSError, asyncio.CancelledError) as exc:
+                # A peer's connection dying badly during shutdown (e.g. data after
+                # close_notify) is the peer's business, not a failure of the stop.
+                _log.debug("ignored during server shutdown: %r", exc)
             self._task = None
         if self._tmp is not None:
             self._tmp.cleanup()

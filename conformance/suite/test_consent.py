@@ -509,8 +509,11 @@ def test_no_read_receipt_to_a_blocked_user(kit: Kit, harness, new_user, g_user):
         return lambda e: (e["detail"].get("direction") == "from_provider"
                           and e["detail"].get("receipt") == "RECEIPT_TYPE_READ"
                           and e["detail"].get("recipient") in (to.id, to.phone))
-    _expect(kit, "a read receipt to the unblocked user (marker)", read_receipt(other), since=start,
-            kind="receipt", login=u.login)
+    # The marker proves the client does send read receipts; a client that sends none at all
+    # keeps CON-007 (E2E-015 judges that), so its absence makes this check NOT_TESTED.
+    if _within(kit, kit.timeout(AREA), read_receipt(other), since=start, kind="receipt",
+               login=u.login) is None:
+        not_tested("precondition failed: no read receipt to an unblocked user either (see E2E-015)")
     sent = _within(kit, QUIET_S / 2, read_receipt(g), since=start, kind="receipt", login=u.login)
     if sent is not None:
         fail(f"no read receipt to the blocked {g.id}", _describe(sent))
