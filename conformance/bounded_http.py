@@ -63,6 +63,9 @@ class BoundedHttp:
             self._clients[http2] = httpx.Client(
                 http1=not http2, http2=http2, verify=self.verify, follow_redirects=False,
                 timeout=httpx.Timeout(self.timeout), trust_env=False,
+                # Expire idle connections before servers do (the reference provider: 5 s), so
+                # a request never rides a connection the server is closing.
+                limits=httpx.Limits(keepalive_expiry=2.0),
                 headers={"accept-encoding": "identity", "user-agent": "interop-conformance-kit"})
         return self._clients[http2]
 

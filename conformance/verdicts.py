@@ -9,6 +9,7 @@ escapes a check is the kit's own ERROR).
 from __future__ import annotations
 
 import enum
+from typing import NoReturn
 
 import pytest
 
@@ -47,16 +48,16 @@ class CheckFailed(AssertionError):
     """The provider violated the requirement; the message says expected vs observed."""
 
 
-def fail(expected: str, observed: str, requirement_text: str = "") -> None:
+def fail(expected: str, observed: str, requirement_text: str = "") -> NoReturn:
     msg = f"expected: {expected}\nobserved: {observed}"
     if requirement_text:
         msg += f"\nrequirement: {requirement_text}"
     raise CheckFailed(msg)
 
 
-def not_tested(reason: str) -> None:
+def not_tested(reason: str) -> NoReturn:
     pytest.skip(NOT_TESTED_PREFIX + reason)
 
 
-def not_applicable(reason: str) -> None:
+def not_applicable(reason: str) -> NoReturn:
     pytest.skip(NOT_APPLICABLE_PREFIX + reason)

@@ -3,7 +3,7 @@
 Handshakes are made with the standard ``ssl`` module against the target's host and port, with
 the client side deliberately permissive (security level 0) so that a refusal is the server's,
 not OpenSSL's default policy. TRN-006 (the client validating G's certificate) is in
-``test_channel.py`` with the other client-side checks.
+``test_enlistment.py`` with the other client-side checks.
 """
 from __future__ import annotations
 
@@ -59,16 +59,23 @@ def _clone_trust(base: ssl.SSLContext) -> ssl.SSLContext:
 
 def _handshake(kit: Kit, evidence, ctx: ssl.SSLContext, what: str) -> tuple[str | None, str | None, str]:
     """(version, cipher, error) of one TLS handshake with the target."""
+    version, cipher, _, err = _handshake_alpn(kit, evidence, ctx, what)
+    return version, cipher, err
+
+
+def _handshake_alpn(kit: Kit, evidence, ctx: ssl.SSLContext,
+                    what: str) -> tuple[str | None, str | None, str | None, str]:
+    """(version, cipher, selected ALPN protocol, error) of one TLS handshake with the target."""
     host, port, _ = _endpoint(kit)
     try:
         with socket.create_connection((host, port), timeout=kit.timeout("transport")) as raw:
             with ctx.wrap_socket(raw, server_hostname=host) as tls:
-                version, cipher = tls.version(), tls.cipher()[0]
-        evidence.record("tls", exchange=True, attempt=what, version=version, cipher=cipher)
-        return version, cipher, ""
+                version, cipher, alpn = tls.version(), tls.cipher()[0], tls.selected_alpn_protocol()
+        evidence.record("tls", exchange=True, attempt=what, version=version, cipher=cipher, alpn=alpn)
+        return version, cipher, alpn, ""
     except (ssl.SSLError, OSError) as exc:
         evidence.record("tls", exchange=True, attempt=what, error=f"{type(exc).__name__}: {exc}")
-        return None, None, f"{type(exc).__name__}: {exc}"
+        return None, None, None, f"{type(exc).__name__}: {exc}"
 
 
 def _require_https(kit: Kit) -> None:
@@ -126,6 +133,12 @@ def test_tls_1_2_selects_only_ecdhe_aead_suites(kit: Kit, evidence):
 def test_http1_and_http2_serve_the_same_responses(kit: Kit, evidence):
     _require_https(kit)
     path = "/.well-known/oauth/openid/jwks"
+    for offered, wanted in ((["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1")):
+        ctx = _context(kit, minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.MAXIMUM_SUPPORTED)
+        ctx.set_alpn_protocols(offered)
+        _, _, alpn, err = _handshake_alpn(kit, evidence, ctx, f"ALPN {offered}")
+        if alpn != wanted:
+            fail(f"ALPN selects {wanted!r} when the client offers {offered}", alpn or err or "no ALPN")
     r1 = kit.http.request("GET", kit.url(path), evidence=evidence, http2=False)
     r2 = kit.http.request("GET", kit.url(path), evidence=evidence, http2=True)
     if r2.http_version != "HTTP/2":
