@@ -1,6 +1,10 @@
 """One provider client per user: enlistment, the chat channel, Signal sessions, content,
 receipts, media, consent, blocking, back-off and re-enlistment.
 
+Groups (sender keys, spec §10): membership comes from ``group_membership`` notifications and
+is kept in ``state["groups"]`` with the participants that hold the client's current sender key;
+sender keys (own and received) live in the persisted :class:`ProtocolStore`.
+
 Everything the client knows is persisted (SQLite, through :class:`Storage`) before it is
 acknowledged to the gatekeeper, so a restarted process continues every conversation without
 losing or duplicating a message. Every network wait has a timeout.
@@ -34,12 +38,21 @@ from websockets.exceptions import WebSocketException
 
 from reference_impl.channel import PROTOCOL_VERSION, ChannelError, ClientHello, NoiseInitiator
 from reference_impl.media import MediaType, decrypt_media, derive_media_keys, encrypt_media
-from reference_impl.signal import KeyPair, PrivateKey, ProtocolStore, PublicKey, session, xeddsa
+from reference_impl.signal import (
+    KeyPair,
+    PrivateKey,
+    ProtocolStore,
+    PublicKey,
+    sender_keys,
+    session,
+    xeddsa,
+)
 from reference_impl.signal.crypto import aes_cbc_decrypt, sha256
 from reference_impl.signal.errors import (
     DuplicateMessageError,
     InvalidMediaError,
     InvalidSignatureError,
+    NoSessionError,
     SignalError,
     UntrustedIdentityError,
 )
@@ -128,6 +141,11 @@ def default_state() -> dict[str, Any]:
         "needs_blocklist": False, "spk_upload_pending": False, "blocked": [], "block_ops": [],
         "consent": {}, "pings": {}, "retry_sent": {}, "enlist_attempts": [],
         "identity_notified": {},
+        # gid -> {"participants": [...], "member": bool, "key_holders": [...]}; key_holders are
+        # the participants that were sent the client's current sender key (GRP-001, GRP-005).
+        "groups": {},
+        # f"{sender}\n{message id}" -> group id, for group messages we asked to be resent
+        "retry_groups": {},
     }
 
 
@@ -236,10 +254,11 @@ class ProviderClient:
         return self._new_spk()
 
     def _new_spk(self) -> SignedPreKeyRecord:
+        rotating = bool(self.state["spk_id"])  # not the first signed pre-key of this store
         spk_id = self.state["next_spk_id"]
         self.state["next_spk_id"] = spk_id % MAX_PRE_KEY_ID + 1
         rec = self.store.generate_signed_pre_key(spk_id, timestamp=int(time.time()))
-        if self.faults.on("spk_signature_raw_key"):
+        if rotating and self.faults.on("spk_signature_raw_key"):
             sig = xeddsa.sign(self.store.identity.private, rec.key_pair.public.serialize()[1:])
             rec = SignedPreKeyRecord(rec.key_id, rec.key_pair, sig, rec.timestamp)
             self.store.signed_pre_keys[spk_id] = rec
@@ -637,7 +656,12 @@ class ProviderClient:
         m = st.message
         sender, mid = m.sender, st.id
         if m.type == pb.ENC_TYPE_SKMSG or m.group_id:
-            return  # the groups profile is not claimed: acknowledge and ignore
+            await self._on_group_message(st)
+            return
+        # A pairwise resend of a group message we asked for (GRP-006/007) belongs in the group.
+        group_id = self.state["retry_groups"].get(f"{sender}\n{mid}", "")
+        if group_id and self.ctx.storage.has_message(self.handle, group_id, sender, mid):
+            return
         replay_fault = self.faults.on("accept_replayed_message")
         if not replay_fault and self.ctx.storage.has_message(self.handle, sender, sender, mid):
             return  # redelivery of something already surfaced (e.g. after a restart)
@@ -667,28 +691,66 @@ class ProviderClient:
         if replay_fault:
             self.ctx.storage.remember_decrypted(self.handle, digest, plain)
         with self.ctx.storage.tx():
-            surfaced_media = self._apply_content(sender, mid, m, content)
+            surfaced_media = self._apply_content(sender, mid, m, content, group_id)
+            self.state["retry_groups"].pop(f"{sender}\n{mid}", None)
             self.save()
         if surfaced_media is not None:
             self._spawn(self._download_media(*surfaced_media))
         if not self.faults.on("no_delivery_receipt"):
-            self._spawn(self._send_receipt(sender, [mid], pb.RECEIPT_TYPE_DELIVERY))
+            self._spawn(self._send_receipt(sender, [mid], pb.RECEIPT_TYPE_DELIVERY, group_id))
 
-    def _decryption_failed(self, sender: str, mid: str, exc: Exception) -> None:
+    async def _on_group_message(self, st: pb.Stanza) -> None:
+        """GRP-003 / GRP-004 / GRP-006: decrypt with the sender's key for the group (signature
+        first, at most 2000 skipped iterations, state unchanged on failure) and surface the
+        message in the group's conversation."""
+        m = st.message
+        gid, sender, mid = m.group_id, m.sender, st.id
+        if m.type != pb.ENC_TYPE_SKMSG or not gid:
+            self.event("decryption_failed", peer=gid or sender, message_id=mid, reason="malformed")
+            return
+        if self.ctx.storage.has_message(self.handle, gid, sender, mid):
+            return  # redelivery of something already surfaced
+        try:
+            plain = e2e.group_decrypt(self.store, gid, sender, m.ciphertext, self.faults,
+                                      max_forward_jumps=PROFILE_MAX_SKIPPED_KEYS)
+            content = cpb.Message.FromString(e2e.unpad(plain, self.faults))
+        except DuplicateMessageError:
+            return  # a replay is dropped silently
+        except NoSessionError as exc:  # GRP-006: no sender key, or not this key id
+            self._decryption_failed(sender, mid, exc, group_id=gid)
+            return
+        except (SignalError, DecodeError, ValueError) as exc:
+            # A bad signature is a forgery and a jump past the window is refused (GRP-003,
+            # GRP-004): reported, not retried, since the sender's key was usable.
+            self._decryption_failed(sender, mid, exc, group_id=gid, retry=False)
+            return
+        with self.ctx.storage.tx():
+            surfaced_media = self._apply_content(sender, mid, m, content, gid)
+            self.save()
+        if surfaced_media is not None:
+            self._spawn(self._download_media(*surfaced_media))
+        if not self.faults.on("no_delivery_receipt"):
+            self._spawn(self._send_receipt(sender, [mid], pb.RECEIPT_TYPE_DELIVERY, gid))
+
+    def _decryption_failed(self, sender: str, mid: str, exc: Exception, *, group_id: str = "",
+                           retry: bool = True) -> None:
         log.info(json.dumps({"event": "decryption_failed", "user": self.handle, "peer": sender,
-                             "message_id": mid, "error": type(exc).__name__}))
-        self.event("decryption_failed", peer=sender, message_id=mid,
-                   reason=type(exc).__name__)
-        if self.faults.on("no_retry_receipt"):
+                             "group": group_id or None, "message_id": mid,
+                             "error": type(exc).__name__}))
+        self.event("decryption_failed", peer=group_id or sender, message_id=mid,
+                   reason=type(exc).__name__, participant=sender if group_id else None)
+        if not retry or self.faults.on("no_retry_receipt" if not group_id else "group_no_retry_receipt"):
             return
         key = f"{sender}\n{mid}"
         count = self.state["retry_sent"].get(key, 0) + 1
         if count > 5:  # E2E-017: at most 5 retry receipts per message id
             return
         self.state["retry_sent"][key] = count
+        if group_id:
+            self.state["retry_groups"][key] = group_id
         self.save()
         receipt = pb.Receipt(type=pb.RECEIPT_TYPE_RETRY, message_ids=[mid], recipient=sender,
-                             sender=self.login, timestamp_ms=_now_ms(),
+                             sender=self.login, timestamp_ms=_now_ms(), group_id=group_id,
                              registration_id=self.store.registration_id, retry_count=count)
         self._spawn(self._request_quietly(pb.Stanza(receipt=receipt)))
 
@@ -697,21 +759,33 @@ class ProviderClient:
             await self._request(stanza, ready=False)
 
     def _apply_content(self, sender: str, mid: str, m: pb.Message,
-                       content: cpb.Message) -> tuple | None:
-        """Surface decrypted content; returns media to download, if any."""
+                       content: cpb.Message, group_id: str = "") -> tuple | None:
+        """Surface decrypted content (in ``group_id``'s conversation when set); returns media
+        to download, if any."""
         storage = self.ctx.storage
         which = content.WhichOneof("content")
+        if content.HasField("sender_key_distribution") and m.type != pb.ENC_TYPE_SKMSG:
+            skd = content.sender_key_distribution
+            try:  # GRP-003: the sender's key for that group, from a pairwise message only
+                sender_keys.process_distribution(self.store, skd.group_id, sender,
+                                                 skd.distribution_message)
+            except SignalError as exc:
+                log.info(json.dumps({"event": "bad_sender_key", "user": self.handle, "peer": sender,
+                                     "group": skd.group_id, "error": str(exc)}))
+            if which is None:
+                return None
+        peer = group_id or sender
         blocked = self._is_blocked(sender)
-        item: dict[str, Any] = {"message_id": mid, "peer": sender, "sender": sender,
+        item: dict[str, Any] = {"message_id": mid, "peer": peer, "sender": sender,
                                 "timestamp_ms": int(m.timestamp_ms) or _now_ms()}
         if which == "reaction":
             if not blocked:
-                self._apply_reaction(sender, content.reaction)
+                self._apply_reaction(sender, content.reaction, peer)
             return None
         if which == "protocol":
             p = content.protocol
             if p.type == cpb.ProtocolMessage.TYPE_REVOKE:
-                found = storage.get_message(self.handle, sender, sender, p.target_message_id)
+                found = storage.get_message(self.handle, peer, sender, p.target_message_id)
                 if found is not None:  # only the sender of the target may revoke it (E2E-014)
                     target = found[0]
                     for k in ("text", "quoted_message_id", "quoted_sender", "media", "reactions"):
@@ -742,7 +816,7 @@ class ProviderClient:
             if ctx is not None and ctx.quoted_message_id:
                 item.update(quoted_message_id=ctx.quoted_message_id, quoted_sender=ctx.quoted_sender)
             storage.add_message(self.handle, item, content.SerializeToString())
-            return (sender, mid)
+            return (sender, mid, peer)
         else:
             item.update(kind="unsupported")  # E2E-011
         storage.add_message(self.handle, item)
@@ -774,11 +848,11 @@ class ProviderClient:
         for item in self.ctx.storage.inbox(self.handle):
             if (item.get("_hidden") and item.get("kind") == "media" and not item.get("_rejected")
                     and item["sender"] != self.login):
-                await self._download_media(item["sender"], item["message_id"])
+                await self._download_media(item["sender"], item["message_id"], item["peer"])
 
-    async def _download_media(self, sender: str, mid: str) -> None:
+    async def _download_media(self, sender: str, mid: str, peer: str = "") -> None:
         storage = self.ctx.storage
-        found = storage.get_message(self.handle, sender, sender, mid)
+        found = storage.get_message(self.handle, peer or sender, sender, mid)
         if found is None or found[1] is None:
             return
         item, raw = found
@@ -826,7 +900,10 @@ class ProviderClient:
         r = st.receipt
         peer = r.sender
         if r.type == pb.RECEIPT_TYPE_RETRY:
-            if not self.faults.on("ignore_retry_receipt") and r.message_ids:
+            if r.group_id and r.message_ids:  # GRP-007
+                self._spawn(self._answer_retry(peer, r.message_ids[0], r.registration_id,
+                                               r.retry_count, group_id=r.group_id))
+            elif not self.faults.on("ignore_retry_receipt") and r.message_ids:
                 self._spawn(self._answer_retry(peer, r.message_ids[0], r.registration_id,
                                                r.retry_count))
             return
@@ -836,23 +913,40 @@ class ProviderClient:
         if kind is None:
             return
         storage = self.ctx.storage
+        conv = r.group_id or peer
+        rank = {"sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": -1}
         with storage.tx():
             for mid in r.message_ids:
-                found = storage.get_message(self.handle, peer, self.login, mid)
+                found = storage.get_message(self.handle, conv, self.login, mid)
                 if found is None:
                     continue
                 item = found[0]
-                rank = {"sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": -1}
-                if rank.get(kind if kind == "read" else "delivered", 0) > rank.get(item.get("status", ""), 0):
-                    item["status"] = "read" if kind == "read" else "delivered"
+                status = "read" if kind == "read" else "delivered"
+                if r.group_id:
+                    # GRP-008: per participant; the message is delivered (read) once every
+                    # other participant has delivered (read) it.
+                    got = item.setdefault("_receipts", {})
+                    if rank[status] > rank.get(got.get(peer, ""), 0):
+                        got[peer] = status
+                    others = [p for p in self.state["groups"].get(r.group_id, {}).get(
+                        "participants", [peer]) if p != self.login] or [peer]
+                    status = min((got.get(p, "sent") for p in others), key=rank.__getitem__)
                     storage.update_message(self.handle, item)
-            self.event("receipt", peer=peer, message_ids=list(r.message_ids), receipt=kind,
+                if rank[status] > rank.get(item.get("status", ""), 0):
+                    item["status"] = status
+                    storage.update_message(self.handle, item)
+            self.event("receipt", peer=conv, message_ids=list(r.message_ids), receipt=kind,
                        participant=r.sender if r.group_id else None)
 
-    async def _answer_retry(self, peer: str, mid: str, registration_id: int, retry_count: int) -> None:
-        """E2E-018: resend the same content under the same id with the receipt's retry_count."""
-        found = self.ctx.storage.get_message(self.handle, peer, self.login, mid)
+    async def _answer_retry(self, peer: str, mid: str, registration_id: int, retry_count: int,
+                            group_id: str = "") -> None:
+        """E2E-018: resend the same content under the same id with the receipt's retry_count.
+        GRP-007: for a group message, the content goes to the requester pairwise (only to a
+        current participant), still under the original id."""
+        found = self.ctx.storage.get_message(self.handle, group_id or peer, self.login, mid)
         if found is None or found[1] is None:
+            return
+        if group_id and peer not in self.state["groups"].get(group_id, {}).get("participants", []):
             return
         item, content = found
         if not self._may_send_to(peer, explicit=False):
@@ -888,10 +982,33 @@ class ProviderClient:
             self._set_consent(user, "granted")
             self.save()
             self.event("consent_changed", peer=user, consent="granted")
+        elif kind == "group_membership":
+            self._on_group_membership(n.group_membership)
+            self.save()
         elif kind == "low_pre_keys":
             if not self.faults.on("no_prekey_replenish"):
                 want = max(self.ctx.config.prekey_batch - n.low_pre_keys.count, 50)
                 self._spawn(self._replenish(want))
+
+    def _on_group_membership(self, gm: pb.GroupMembership) -> None:
+        """GRP-005: after a removal our sender key is replaced (the next group message first
+        distributes the new one to the remaining participants); added participants lack the
+        current key, so they get it before the next message."""
+        gid = gm.group_id
+        participants = list(dict.fromkeys(gm.participants))
+        member = self.login in participants
+        group = self.state["groups"].get(gid)
+        if group is None:
+            self.state["groups"][gid] = {"participants": participants, "member": member,
+                                         "key_holders": []}
+            return
+        removed = (set(gm.removed) | set(group["participants"])) - set(participants)
+        group.update(participants=participants, member=member)
+        if not member or (removed and not self.faults.on("group_no_rekey_on_removal")):
+            self.store.sender_keys.pop((gid, self.login), None)  # a new key on next use
+            group["key_holders"] = []
+        else:
+            group["key_holders"] = [p for p in group["key_holders"] if p in participants]
 
     def _set_consent(self, user: str, value: str) -> None:
         self.state["consent"][user] = value
@@ -1154,6 +1271,9 @@ class ProviderClient:
         if not self.state["enlisted"] or not self.login:
             raise ClientError(409, "not-enlisted", "enlist the user first")
         peer = req["to"]
+        group = self.state["groups"].get(peer)
+        if group is not None and not group["member"]:
+            raise ClientError(409, "not-a-member", f"the user is not a member of group {peer}")
         if peer in self.state["blocked"] and not self.faults.on("ignore_blocklist"):
             raise ClientError(409, "blocked", f"{peer} is blocked")
         if not self._may_send_to(peer, explicit=True):
@@ -1191,7 +1311,10 @@ class ProviderClient:
                     break
                 await self._ready.wait()
                 try:
-                    await self._send_content(peer, mid, content or b"", retry_count=0)
+                    if peer in self.state["groups"]:
+                        await self._send_group(peer, mid, content or b"")
+                    else:
+                        await self._send_content(peer, mid, content or b"", retry_count=0)
                 except (_ConnectionLost, asyncio.TimeoutError):
                     continue  # resent after the next connection
                 except _StanzaError as exc:
@@ -1288,16 +1411,87 @@ class ProviderClient:
             timestamp_ms=_now_ms(), retry_count=retry_count))
         await self._request(stanza, still_allowed=allowed)
 
+    # ------------------------------------------------------------------ groups: sending
+    def _group_peers(self, gid: str) -> list[str]:
+        return [p for p in self.state["groups"][gid]["participants"] if p != self.login]
+
+    def _sender_key_distribution(self, gid: str) -> bytes:
+        """Content carrying our current sender key for ``gid`` (created on first use)."""
+        skdm = sender_keys.create_distribution(self.store, gid, self.login)
+        return cpb.Message(sender_key_distribution=cpb.SenderKeyDistribution(
+            group_id=gid, distribution_message=skdm.serialize())).SerializeToString()
+
+    async def _distribute_sender_key(self, gid: str) -> None:
+        """GRP-001 / GRP-005: every current participant without our current sender key gets it
+        pairwise, and only they do. A participant we cannot reach now (refused, blocked, bad
+        bundle) stays without it: its retry receipt is answered pairwise (GRP-007) and the
+        next group message tries again. Re-reads the group after every wait: a membership
+        change may arrive meanwhile."""
+        group = self.state["groups"][gid]
+        skipped: set[str] = set()
+        while True:
+            pending = [p for p in self._group_peers(gid)
+                       if p not in group["key_holders"] and p not in skipped]
+            if not pending:
+                return
+            peer = pending[0]
+            content = self._sender_key_distribution(gid)
+            self.save()  # the chain exists before anyone can hold it
+            try:
+                await self._send_content(peer, self._new_id("m"), content, retry_count=0)
+            except (_StanzaError, ClientError) as exc:
+                log.info(json.dumps({"event": "sender_key_not_sent", "user": self.handle,
+                                     "group": gid, "peer": peer, "error": str(exc)}))
+                skipped.add(peer)
+                continue
+            group = self.state["groups"][gid]
+            if peer in group["participants"] and peer not in group["key_holders"]:
+                group["key_holders"].append(peer)
+            self.save()
+
+    async def _send_group(self, gid: str, mid: str, content: bytes) -> None:
+        """GRP-002: the key first where it is missing, then one ``skmsg`` that G fans out."""
+        if not self.state["groups"][gid]["member"]:
+            raise ClientError(409, "not-a-member", reason="not_a_member")
+        await self._distribute_sender_key(gid)
+        if self.faults.on("group_fanout_pairwise"):
+            for peer in self._group_peers(gid):
+                await self._send_content(peer, mid, content, retry_count=0)
+            return
+        self._sender_key_distribution(gid)  # a chain even for a group of one
+        body = sender_keys.group_encrypt(self.store, gid, self.login, e2e.pad(content, self.faults))
+        self.save()  # never reuse a chain iteration, even after a crash
+        stanza = pb.Stanza(id=mid, message=pb.Message(
+            sender=self.login, type=pb.ENC_TYPE_SKMSG, ciphertext=body, group_id=gid,
+            timestamp_ms=_now_ms()))
+        await self._request(stanza)
+
     async def mark_read(self, peer: str, message_ids: list[str]) -> None:
+        if peer in self.state["groups"]:
+            await self._mark_group_read(peer, message_ids)
+            return
         if peer in self.state["blocked"] and not self.faults.on("ignore_blocklist"):
             return  # CON-007: no read receipts to blocked users
         ids = [m for m in message_ids if self.ctx.storage.has_message(self.handle, peer, peer, m)]
         if ids:
             await self._send_receipt(peer, ids, pb.RECEIPT_TYPE_READ)
 
-    async def _send_receipt(self, peer: str, ids: list[str], rtype: int) -> None:
+    async def _mark_group_read(self, gid: str, message_ids: list[str]) -> None:
+        """GRP-008: one read receipt per original sender, with the group id."""
+        by_sender: dict[str, list[str]] = {}
+        wanted = set(message_ids)
+        for item in self.ctx.storage.inbox(self.handle, gid):
+            if item["message_id"] in wanted and item["sender"] != self.login:
+                by_sender.setdefault(item["sender"], []).append(item["message_id"])
+        for sender, ids in by_sender.items():
+            if not self._is_blocked(sender):  # CON-007
+                await self._send_receipt(sender, ids, pb.RECEIPT_TYPE_READ, group_id=gid)
+
+    async def _send_receipt(self, peer: str, ids: list[str], rtype: int, group_id: str = "") -> None:
+        if self.faults.on("group_receipt_without_group_id"):
+            group_id = ""
         receipt = pb.Receipt(type=rtype, message_ids=ids, recipient=peer, sender=self.login,
-                             timestamp_ms=_now_ms())
+                             timestamp_ms=_now_ms(), group_id=group_id)
         with contextlib.suppress(_ConnectionLost, _StanzaError, asyncio.TimeoutError):
             await self._request(pb.Stanza(receipt=receipt), ready=False)
 

@@ -5,10 +5,12 @@ alter Signal wire behaviour applied *around* ``reference_impl.signal`` (never in
   message from the ratchet helpers with a 0x34 version byte or swapped MAC identities.
 - :func:`process_bundle` is ``session.process_prekey_bundle``; with the fault
   ``no_bundle_signature_check`` it skips the signature check.
+- :func:`group_decrypt` is ``sender_keys.group_decrypt``; with the fault
+  ``group_no_signature_check`` it decrypts a sender-key message without verifying its signature.
 """
 from __future__ import annotations
 
-from reference_impl.signal import padding, session
+from reference_impl.signal import padding, sender_keys, session, xeddsa
 from reference_impl.signal.crypto import aes_cbc_encrypt
 from reference_impl.signal.errors import InvalidPaddingError, NoSessionError, UntrustedIdentityError
 from reference_impl.signal.keys import KeyPair
@@ -23,11 +25,12 @@ from reference_impl.signal.ratchet import (
 from reference_impl.signal.rng import Rng, system_rng
 from reference_impl.signal.session import CiphertextMessage
 from reference_impl.signal.store import ProtocolStore, SessionRecord
+from reference_impl.signal.wire import SenderKeyMessage
 from reference_impl.signal.x3dh import PreKeyBundle, alice_agree
 
 from .faults import Faults
 
-__all__ = ["encrypt", "process_bundle", "pad", "unpad"]
+__all__ = ["encrypt", "process_bundle", "group_decrypt", "pad", "unpad"]
 
 
 def pad(data: bytes, faults: Faults, rng: Rng = system_rng) -> bytes:
@@ -64,6 +67,28 @@ def process_bundle(store: ProtocolStore, address: str, bundle: PreKeyBundle, fau
     state.base_key = base.public
     store.sessions.setdefault(address, SessionRecord()).promote(state)
     store.trust_identity(address, bundle.identity_key)
+
+
+def group_decrypt(store: ProtocolStore, group: str, sender: str, data: bytes, faults: Faults, *,
+                  max_forward_jumps: int) -> bytes:
+    if not faults.on("group_no_signature_check"):
+        return sender_keys.group_decrypt(store, group, sender, data,
+                                         max_forward_jumps=max_forward_jumps)
+    # sender_keys.group_decrypt minus the signature check, the bug this fault names: the
+    # message is re-signed with a throwaway key that the sender's state trusts for this call.
+    msg = SenderKeyMessage.parse(data)
+    rec = store.sender_keys.get((group, sender))
+    state = rec.find(msg.key_id) if isinstance(rec, sender_keys.SenderKeyRecord) else None
+    if state is None:
+        raise NoSessionError(f"no sender key {msg.key_id} from {sender!r} in group {group!r}")
+    throwaway = KeyPair.generate()
+    signing_public, state.signing_public = state.signing_public, throwaway.public
+    try:
+        return sender_keys.group_decrypt(store, group, sender,
+                                         msg.body + xeddsa.sign(throwaway.private, msg.body),
+                                         max_forward_jumps=max_forward_jumps)
+    finally:
+        state.signing_public = signing_public
 
 
 def encrypt(store: ProtocolStore, address: str, plaintext: bytes, faults: Faults) -> CiphertextMessage:

@@ -29,7 +29,7 @@ _ALL = [
     # -- identity (JWKS and user tokens) ----------------------------------------------------
     _f("jwks_private_params", "identity", "ID-004",
        "The JWK Set also publishes the private scalar `d` of each signing key."),
-    _f("jwks_duplicate_kid", "identity", "ID-002",
+    _f("jwks_duplicate_kid", "identity", "ID-002 ID-005",
        "Key rotation publishes the next key under the current key's `kid`."),
     _f("token_unpublished_kid", "identity", "ID-005",
        "User tokens are signed with a staged key that the JWK Set does not publish yet."),
@@ -48,7 +48,7 @@ _ALL = [
        "Push does not check that the token's `aud` names the provider."),
     _f("push_no_jwks_refresh", "push", "CHN-016",
        "Push never refetches the gatekeeper's JWK Set, so a newly published key is refused."),
-    _f("push_response_body", "push", "CHN-015",
+    _f("push_response_body", "push", "CHN-015 CHN-018",
        "Push answers 200 with a JSON body instead of an empty one."),
     _f("push_500_on_malformed", "push", "CHN-018",
        "A push body that is not a JSON object with a string `to` crashes the handler (500)."),
@@ -75,8 +75,8 @@ _ALL = [
     # -- enlistment --------------------------------------------------------------------------
     _f("enlist_signature_by_authkey", "enlistment", "ENL-004",
        "The enlistment `e_skey_sig` is made with the Noise authkey instead of the identity key."),
-    _f("spk_signature_raw_key", "enlistment", "ENL-004 E2E-021",
-       "Signed pre-key signatures cover the raw 32-byte key instead of `0x05 ‖ key`."),
+    _f("spk_signature_raw_key", "e2e", "E2E-021",
+       "Rotated signed pre-keys are signed over the raw 32-byte key instead of `0x05 ‖ key`."),
     _f("enlist_fail_as_success", "enlistment", "ENL-007",
        "An HTTP 200 enlistment answer is taken as success even when `status` is `fail`."),
     _f("enlist_extra_field", "enlistment", "ENL-001",
@@ -135,6 +135,17 @@ _ALL = [
        "A stanza refused with `rate_limited` is resent at once."),
     _f("no_reenlistment", "consent", "CON-011",
        "After `un_enlisted` the client reconnects with its old login instead of enlisting again."),
+    # -- groups ------------------------------------------------------------------------------
+    _f("group_fanout_pairwise", "groups", "GRP-002",
+       "Group messages are sent as one pairwise message per participant (same id) instead of one `skmsg`."),
+    _f("group_no_signature_check", "groups", "GRP-003",
+       "Group messages are decrypted without verifying the sender's XEdDSA signature."),
+    _f("group_no_rekey_on_removal", "groups", "GRP-005",
+       "A `group_membership` removal updates the participants but keeps the old sender key."),
+    _f("group_no_retry_receipt", "groups", "GRP-006",
+       "A group message without a usable sender key is dropped without a retry receipt."),
+    _f("group_receipt_without_group_id", "groups", "GRP-008",
+       "Delivery and read receipts for group messages are sent without the `group_id`."),
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}

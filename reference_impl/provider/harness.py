@@ -125,7 +125,7 @@ def build_harness(app: "ProviderApp") -> Starlette:
 
     async def info(request: Request) -> Response:
         return JSONResponse({"harness_version": HARNESS_VERSION, "profile_version": PROFILE_VERSION,
-                             "profiles": ["core", "media"],
+                             "profiles": ["core", "media", "groups"],
                              "client": "reference-provider 0.1.0"})
 
     async def reset(request: Request) -> Response:
