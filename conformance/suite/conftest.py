@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conformance import allure_support
 from conformance.evidence_log import Evidence
 from conformance.harness_client import HarnessClient, HarnessError
 from conformance.plugin import DECLARATION_KEY, PROFILE_KEY, option
@@ -35,12 +36,22 @@ def evidence(request: pytest.FixtureRequest, kit: Kit) -> Iterator[Evidence]:
     ev = Evidence(request.node.nodeid)
     request.node._conformance_evidence = ev
     start = kit.mark()
+    allure = allure_support.enabled(request.config)
+    if allure:
+        from conformance.catalog import load_catalog
+        from conformance.plugin import requirement_ids
+
+        by_id = {r.id: r for r in load_catalog()}
+        allure_support.label_check(request.node, [by_id[i] for i in requirement_ids(request.node)
+                                                  if i in by_id])
     yield ev
     events = kit.events(since=start)
     from_provider = sum(1 for e in events if e["kind"] in
                         ("stanza_received", "enlist_request", "connected", "push_sent", "media_fetched"))
     ev.extend([{"kind": "gatekeeper:" + e["kind"], "login": e["login"], "t_gk": e["t"], **e["detail"]}
                for e in events], exchanges=from_provider)
+    if allure:
+        allure_support.attach_evidence(ev.entries, "see verdict")
 
 
 @pytest.fixture
