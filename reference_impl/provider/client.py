@@ -635,6 +635,8 @@ class ProviderClient:
         elif body == "notification":
             self._on_notification(st)
         # CHN-007 / CHN-013: every message, receipt, notification and unknown stanza is acked.
+        if body == "receipt" and self.faults.on("no_ack_for_receipts"):
+            return
         await self._ack(st.id)
 
     async def _ack(self, stanza_id: str) -> None:
@@ -910,7 +912,7 @@ class ProviderClient:
         if self._is_blocked(peer):
             return  # CON-007
         kind = {pb.RECEIPT_TYPE_DELIVERY: "delivery", pb.RECEIPT_TYPE_READ: "read"}.get(r.type)
-        if kind is None:
+        if kind is None or self.faults.on("receipts_not_surfaced"):
             return
         storage = self.ctx.storage
         conv = r.group_id or peer
@@ -1230,7 +1232,10 @@ class ProviderClient:
             data = base64.b64decode(media["data"], validate=True)
         except (ValueError, TypeError):
             raise ClientError(400, "bad-request", "media.data is not base64") from None
-        enc = encrypt_media(data, MediaType(mtype))
+        media_key = None
+        if self.faults.on("media_key_reuse"):  # one key derived once per user, reused forever
+            media_key = hashlib.sha256(b"media-key:" + self.handle.encode()).digest()
+        enc = encrypt_media(data, MediaType(mtype), media_key=media_key)
         upload = data if self.faults.on("plaintext_media_upload") else enc.blob
         token = self.ctx.tokens.issue(self.user_visible_id, handle=self.handle)
         try:

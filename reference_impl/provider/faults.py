@@ -37,6 +37,8 @@ _ALL = [
        "User tokens name the provider's own issuer as `aud` instead of the gatekeeper's audience."),
     _f("token_clock_behind", "identity", "ID-007",
        "User tokens are stamped from a clock two hours behind, so they are expired when issued."),
+    _f("token_oversized", "identity", "ID-006",
+       "User tokens embed the user's profile blob and grow past 4096 bytes."),
     _f("token_sub_internal_id", "identity", "ID-007",
        "User tokens carry the provider's internal user handle as `sub`, not the user-visible id."),
     # -- push --------------------------------------------------------------------------------
@@ -84,6 +86,8 @@ _ALL = [
     # -- chat channel ------------------------------------------------------------------------
     _f("no_gatekeeper_key_check", "channel", "CHN-003",
        "The client accepts any gatekeeper Noise static key in handshake message 2."),
+    _f("no_ack_for_receipts", "channel", "CHN-007",
+       "Receipt stanzas from the gatekeeper are processed but never acknowledged."),
     _f("no_pong", "channel", "CHN-008",
        "The client ignores the gatekeeper's `ping` stanzas."),
     _f("stanza_id_reuse", "channel", "CHN-006",
@@ -103,6 +107,8 @@ _ALL = [
        "A replayed ciphertext is surfaced again from the client's decryption cache."),
     _f("no_delivery_receipt", "e2e", "E2E-015 E2E-011",
        "No delivery receipt is sent after decrypting a message (unsupported content included)."),
+    _f("receipts_not_surfaced", "e2e", "E2E-016",
+       "Delivery and read receipts update nothing the user can see."),
     _f("no_retry_receipt", "e2e", "E2E-017",
        "A message that fails to decrypt is dropped without a retry receipt."),
     _f("ignore_retry_receipt", "e2e", "E2E-018",
@@ -114,6 +120,8 @@ _ALL = [
     _f("no_prekey_replenish", "e2e", "E2E-020",
        "The `low_pre_keys` notification is ignored."),
     # -- media (client) ----------------------------------------------------------------------
+    _f("media_key_reuse", "media-client", "MED-001",
+       "One media key per user is derived once and reused for every attachment."),
     _f("plaintext_media_upload", "media-client", "MED-003",
        "The client uploads the plaintext file instead of the encrypted blob."),
     _f("wrong_file_enc_sha256", "media-client", "MED-002",

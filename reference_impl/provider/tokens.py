@@ -166,6 +166,8 @@ class TokenIssuer:
             "iat": now,
             "exp": now + self.keys.token_lifetime,
         }
+        if self.faults.on("token_oversized"):  # a profile blob embedded in every token
+            claims["profile"] = {"avatar": "A" * 5000}
         return jwt.encode(claims, key.private, algorithm=ALG, headers={"kid": key.kid, "typ": "JWT"})
 
     def verify(self, token: str) -> dict:
