@@ -75,7 +75,13 @@ def broken_server(request, tmp_path: Path) -> Iterator[str]:
         started.set()
         await server.serve_forever()
 
-    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        except asyncio.CancelledError:
+            pass  # stopped by the fixture's teardown
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert started.wait(10)
     yield f"https://127.0.0.1:{holder['port']}"
