@@ -39,7 +39,7 @@ def _list_faults() -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    from .app import ReferenceProvider
+    from .process import ReferenceProvider
 
     provider = ReferenceProvider()
     await provider.start(host=args.host, port=args.port, harness_port=args.harness_port,

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from .client import ClientError
 from .config import HARNESS_VERSION, PROFILE_VERSION, GatekeeperSettings
 from .problems import ProblemError, problem, read_json
-from .server import _Guard
+from .server import RequestGuard
 
 if TYPE_CHECKING:
     from .app import ProviderApp
@@ -237,5 +237,5 @@ def build_harness(app: "ProviderApp") -> Starlette:
         Route(u + "/inbox", inbox, methods=["GET"]),
         Route(u + "/events", events, methods=["GET"]),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Guard)], exception_handlers={
+    return Starlette(routes=routes, middleware=[Middleware(RequestGuard)], exception_handlers={
         ClientError: on_client_error, ProblemError: on_problem, HTTPException: on_http})

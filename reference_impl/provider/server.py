@@ -28,7 +28,7 @@ from .problems import ProblemError, problem, read_limited
 from .storage import Storage
 from .tokens import KeyStore, PushAuthError, PushVerifier, TokenIssuer
 
-__all__ = ["ProviderServer", "REF_PATTERN"]
+__all__ = ["ProviderServer", "RequestGuard", "REF_PATTERN"]
 
 log = logging.getLogger("reference_impl.provider.server")
 
@@ -43,7 +43,7 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 DRAIN_TIMEOUT = 10.0
 
 
-class _Guard:
+class RequestGuard:
     """Turns any exception escaping a handler into a problem+json 500, drains unread request
     bodies before answering, and logs requests as JSON lines."""
 
@@ -112,7 +112,7 @@ class ProviderServer:
         ]
         self.app = Starlette(
             routes=routes,
-            middleware=[Middleware(_Guard)],
+            middleware=[Middleware(RequestGuard)],
             exception_handlers={HTTPException: self._http_error, ProblemError: self._problem},
         )
 

@@ -8,14 +8,12 @@ derived (research §7). Distribution messages go to each member over pairwise se
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
-
 from . import xeddsa
 from .crypto import aes_cbc_decrypt, aes_cbc_encrypt, hkdf_sha256, hmac_sha256
 from .errors import DuplicateMessageError, NoSessionError, TooManySkippedKeysError
-from .keys import KeyPair, PrivateKey, PublicKey
+from .keys import KeyPair
 from .rng import Rng, system_rng
+from .sender_key_record import MAX_SENDER_KEY_STATES, SenderKeyRecord, SenderKeyState
 from .store import ProtocolStore
 from .wire import SenderKeyDistributionMessage, SenderKeyMessage
 
@@ -32,7 +30,6 @@ __all__ = [
     "group_message_keys",
 ]
 
-MAX_SENDER_KEY_STATES = 5
 MAX_GROUP_FORWARD_JUMPS = 25_000
 MAX_GROUP_MESSAGE_KEYS = 2_000
 _INFO = b"WhisperGroup"
@@ -46,56 +43,6 @@ def group_message_keys(chain_key: bytes) -> tuple[bytes, bytes]:
 
 def _next(chain_key: bytes) -> bytes:
     return hmac_sha256(chain_key, b"\x02")
-
-
-@dataclass(slots=True)
-class SenderKeyState:
-    key_id: int
-    iteration: int
-    chain_key: bytes
-    signing_public: PublicKey
-    signing_private: PrivateKey | None = None
-    #: iteration -> chain key at that iteration (keys derived on use), oldest first.
-    skipped: "OrderedDict[int, bytes]" = field(default_factory=OrderedDict)
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.key_id,
-            "iteration": self.iteration,
-            "chain_key": self.chain_key.hex(),
-            "signing_public": self.signing_public.serialize().hex(),
-            "signing_private": self.signing_private.serialize().hex() if self.signing_private else None,
-            "skipped": [[i, k.hex()] for i, k in self.skipped.items()],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SenderKeyState":
-        return cls(
-            d["id"], d["iteration"], bytes.fromhex(d["chain_key"]),
-            PublicKey.from_bytes(bytes.fromhex(d["signing_public"])),
-            PrivateKey(bytes.fromhex(d["signing_private"])) if d["signing_private"] else None,
-            OrderedDict((i, bytes.fromhex(k)) for i, k in d["skipped"]),
-        )
-
-
-@dataclass(slots=True)
-class SenderKeyRecord:
-    states: list[SenderKeyState] = field(default_factory=list)  # newest first
-
-    def find(self, key_id: int) -> SenderKeyState | None:
-        return next((s for s in self.states if s.key_id == key_id), None)
-
-    def add(self, state: SenderKeyState) -> None:
-        self.states = [s for s in self.states if s.key_id != state.key_id]
-        self.states.insert(0, state)
-        del self.states[MAX_SENDER_KEY_STATES:]
-
-    def to_dict(self) -> dict:
-        return {"states": [s.to_dict() for s in self.states]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SenderKeyRecord":
-        return cls([SenderKeyState.from_dict(s) for s in d["states"]])
 
 
 def _record(store: ProtocolStore, group: str, sender: str) -> SenderKeyRecord:

@@ -13,6 +13,7 @@ from . import xeddsa
 from .keys import KeyPair, PrivateKey, PublicKey
 from .ratchet import SessionState
 from .rng import Rng, system_rng
+from .sender_key_record import SenderKeyRecord
 
 __all__ = ["MAX_ARCHIVED_SESSIONS", "SignedPreKeyRecord", "SessionRecord", "ProtocolStore"]
 
@@ -117,8 +118,6 @@ class ProtocolStore:
 
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        from .sender_keys import SenderKeyRecord
-
         return {
             "format": 1,
             "identity": _kp_to(self.identity),
@@ -139,8 +138,6 @@ class ProtocolStore:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProtocolStore":
-        from .sender_keys import SenderKeyRecord
-
         if d.get("format") != 1:
             raise ValueError(f"unsupported store format {d.get('format')!r}")
         return cls(
