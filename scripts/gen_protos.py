@@ -11,11 +11,12 @@ Layout (each entry of ``TARGETS``):
 * ``reference_impl/signal/proto/whisper.proto`` is compiled from inside its folder
   (``-I.``), which is how the committed ``whisper_pb2.py`` was made; its descriptor is
   registered as ``whisper.proto``.
-* ``docs/spec/proto/{stanzas,content}.proto`` are the normative sources. They are
-  copied to ``reference_impl/wire/`` (so the installed package ships them) and compiled
-  with the repository root as include path, so their descriptors are registered under
-  the package path (``reference_impl/wire/stanzas.proto``) and cannot clash with some
-  other library's ``content.proto`` in the default descriptor pool.
+* ``docs/spec/proto/{stanzas,content}.proto`` are the normative sources and the only
+  copies in the tree. protoc names a descriptor after the file's path below the include
+  root, so each is staged for the compile (in a temporary directory, never committed) at
+  ``reference_impl/wire/<name>.proto``: the descriptors stay registered under the package
+  path (``reference_impl/wire/stanzas.proto``) and cannot clash with some other library's
+  ``content.proto`` in the default descriptor pool.
 
 Usage: ``python scripts/gen_protos.py`` rewrites the files; ``--check`` regenerates into
 a temporary directory and exits 1, listing the files, if anything committed differs.
@@ -39,9 +40,9 @@ GRPCIO_TOOLS_VERSION = "1.85.1"
 class Target:
     """One .proto and how to compile it.
 
-    ``source`` is the normative file; ``package_dir`` is where the copy (if the source
-    lives elsewhere) and the generated code go; ``include_root`` is the -I directory,
-    relative to the tree root: "." for the tree root, or the package dir itself.
+    ``source`` is the normative file; ``package_dir`` is where the generated code goes (and
+    the path the descriptor is named after); ``include_root`` is the -I directory, relative
+    to the tree root: "." for the tree root, or the package dir itself.
     """
 
     source: str
@@ -58,10 +59,7 @@ class Target:
 
     def outputs(self) -> list[str]:
         """Files this target owns in the tree, relative to the tree root."""
-        files = [f"{self.package_dir}/{self.stem}_pb2.py", f"{self.package_dir}/{self.stem}_pb2.pyi"]
-        if Path(self.source).parent.as_posix() != self.package_dir:
-            files.append(f"{self.package_dir}/{self.name}")
-        return files
+        return [f"{self.package_dir}/{self.stem}_pb2.py", f"{self.package_dir}/{self.stem}_pb2.pyi"]
 
 
 TARGETS: tuple[Target, ...] = (
@@ -90,19 +88,21 @@ def generate(src_root: Path, out_root: Path) -> list[str]:
     """
     written: list[str] = []
     for target in TARGETS:
-        pkg = out_root / target.package_dir
-        pkg.mkdir(parents=True, exist_ok=True)
-        proto_in_pkg = pkg / target.name
-        source = src_root / target.source
-        if source.resolve() != proto_in_pkg.resolve():
-            shutil.copyfile(source, proto_in_pkg)
-        if target.include_root == ".":
-            include, rel = out_root, f"{target.package_dir}/{target.name}"
-        else:
-            include, rel = out_root / target.include_root, target.name
-        cmd = [sys.executable, "-m", "grpc_tools.protoc", "-I.", "--python_out=.",
-               "--pyi_out=.", rel]
-        result = subprocess.run(cmd, check=False, cwd=include, capture_output=True, text=True)
+        (out_root / target.package_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="gen_protos_stage_") as stage:
+            if target.include_root == ".":
+                # Stage the spec file where its descriptor name says it lives.
+                rel = f"{target.package_dir}/{target.name}"
+                staged = Path(stage) / rel
+                staged.parent.mkdir(parents=True)
+                shutil.copyfile(src_root / target.source, staged)
+                include, out = Path(stage), out_root.resolve()
+            else:
+                include, rel = src_root / target.include_root, target.name
+                out = (out_root / target.package_dir).resolve()
+            cmd = [sys.executable, "-m", "grpc_tools.protoc", "-I.", f"--python_out={out}",
+                   f"--pyi_out={out}", rel]
+            result = subprocess.run(cmd, check=False, cwd=include, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"protoc failed for {target.source}:\n{result.stderr}")
         written.extend(target.outputs())
