@@ -14,7 +14,7 @@ import jsonschema
 
 from .evidence.bundle import write_bundle
 from .redact import redact, redact_text
-from .results import RunResults, _safe
+from .results import RunResults, evidence_name
 
 __all__ = ["write_all", "validate_report", "REPORT_SCHEMA_PATH", "render_html", "render_junit"]
 
@@ -167,7 +167,7 @@ def write_all(results: RunResults, out: Path, *, signing_key: str | None = None)
     errors = validate_report(report)
     if errors:  # a bug in the kit: say so loudly rather than write an invalid report
         raise RuntimeError("report.json would not match its schema: " + "; ".join(errors[:5]))
-    evidence = {f"wire/{_safe(c.nodeid)}.jsonl": redact(c.evidence) for c in results.checks if c.evidence}
+    evidence = {f"wire/{evidence_name(c.nodeid)}.jsonl": redact(c.evidence) for c in results.checks if c.evidence}
     files: dict[str, bytes] = {
         "report.json": json.dumps(report, indent=2, sort_keys=True).encode(),
         "junit.xml": render_junit(results),

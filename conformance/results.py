@@ -90,7 +90,7 @@ class RunResults:
                            for c in checks],
                 "duration": round(sum(c.duration for c in checks), 4),
                 "message": failure,
-                "evidence": [f"wire/{_safe(c.nodeid)}.jsonl" for c in checks if c.evidence],
+                "evidence": [f"wire/{evidence_name(c.nodeid)}.jsonl" for c in checks if c.evidence],
                 "rerun": rerun_command.format(target=self.target or "<embedded>", id=r.id),
             })
         summary = Counter(v.value for v in verdicts.values())
@@ -118,5 +118,5 @@ class RunResults:
         }
 
 
-def _safe(nodeid: str) -> str:
+def evidence_name(nodeid: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in nodeid)[:150]

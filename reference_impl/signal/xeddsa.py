@@ -12,7 +12,7 @@ import hashlib
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ._ed25519 import L, compress, montgomery_to_edwards_y, scalarmult_base
+from .edwards import L, compress, montgomery_to_edwards_y, scalarmult_base
 from .errors import InvalidSignatureError
 from .keys import PrivateKey, PublicKey
 from .rng import Rng, system_rng
@@ -32,7 +32,7 @@ _HASH1_PREFIX = b"\xfe" + b"\xff" * 31  # XEdDSA hash_1: 2^256 - 2 - 1 in little
 def base_mult(scalar: int) -> bytes:
     """``compress(scalar · B)`` for a scalar already reduced mod L.
 
-    libsodium when available; the pure-Python comb in ``_ed25519`` otherwise (and for the
+    libsodium when available; the pure-Python comb in ``edwards`` otherwise (and for the
     scalar 0, which libsodium refuses). Tests check that both give the same bytes.
     """
     if _sodium_base_mult is not None and scalar:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_impl.signal import xeddsa
-from reference_impl.signal._ed25519 import L
+from reference_impl.signal.edwards import L
 from reference_impl.signal.errors import InvalidSignatureError
 from reference_impl.signal.keys import KeyPair, PublicKey
 from reference_impl.signal.rng import DeterministicRng
@@ -73,6 +73,6 @@ def test_sign_verify_round_trip(seed, msg, z):
 @settings(max_examples=50, deadline=None)
 @given(st.integers(min_value=0, max_value=L - 1))
 def test_libsodium_and_pure_python_base_multiplication_agree(scalar):
-    from reference_impl.signal._ed25519 import compress, scalarmult_base
+    from reference_impl.signal.edwards import compress, scalarmult_base
 
     assert xeddsa.base_mult(scalar) == compress(scalarmult_base(scalar))

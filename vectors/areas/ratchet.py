@@ -100,7 +100,7 @@ class _RecordingRng:
         return out
 
 
-class _Conversation:
+class Conversation:
     def __init__(self, name: str, with_opk: bool) -> None:
         seed = f"{SEED}/{name}"
         keys = DeterministicRng(seed + "/static")
@@ -270,7 +270,7 @@ def build() -> VectorFile:
            nextChainKey="28e8f8fee54b801eef7c5cfb2f17f32c7b334485bbb70fac6ec10342a246d15d")
 
     # 1. With a one-time pre-key: reordering both ways, a dropped message, three DH turns.
-    c = _Conversation("conversation-1", with_opk=True)
+    c = Conversation("conversation-1", with_opk=True)
     a1, a2, a3 = (c.send("alice", t) for t in ("hello bob", "second pre-key message", "third"))
     c.deliver(a1); c.deliver(a3); c.deliver(a2)
     b1, b2 = c.send("bob", "hi alice"), c.send("bob", "how are you?")
@@ -287,7 +287,7 @@ def build() -> VectorFile:
            "valid")
 
     # 2. Without a one-time pre-key: a message from an old chain arrives after a DH turn.
-    c = _Conversation("conversation-2", with_opk=False)
+    c = Conversation("conversation-2", with_opk=False)
     a1 = c.send("alice", "no one-time pre-key")
     c.deliver(a1)
     b1 = c.send("bob", "reply")
@@ -305,7 +305,7 @@ def build() -> VectorFile:
            ["Ktv", "OutOfOrder", "LateOldChain", "DhRatchetTurn"], "valid")
 
     # 3. Rejections: replay, forged MAC / ciphertext (then the genuine message), too far ahead.
-    c = _Conversation("conversation-3", with_opk=True)
+    c = Conversation("conversation-3", with_opk=True)
     a1 = c.send("alice", "first")
     c.deliver(a1)
     c.deliver(a1, expect_reject="DuplicateMessageError", label="A1 (replayed)")
@@ -327,7 +327,7 @@ def build() -> VectorFile:
            "invalid")
 
     # 4. A skip within libsignal's limit but beyond npm libsignal's.
-    c = _Conversation("conversation-4", with_opk=True)
+    c = Conversation("conversation-4", with_opk=True)
     c.deliver(c.send("alice", "start"))
     c.deliver(c.send("bob", "ok"))
     c.extra("bob", "forged A+2500 (correct MAC, counter 2 500 ahead)", "msg",
@@ -336,7 +336,7 @@ def build() -> VectorFile:
            roles=("responder",), keys_test=False)
 
     # 5. Messages with no session / unknown pre-keys.
-    c = _Conversation("conversation-5", with_opk=True)
+    c = Conversation("conversation-5", with_opk=True)
     a1 = c.send("alice", "first")
     pkm = PreKeySignalMessage.parse(bytes.fromhex(c.sent[a1]["body"]))
     c.extra("bob", "inner SignalMessage of A1 sent as 'msg' before any session", "msg",

@@ -15,7 +15,7 @@ from reference_impl.signal.wire import SenderKeyDistributionMessage, SenderKeyMe
 from .._check import FAILED, Outcome, unsupported_in, verdict
 from .._common import Note, VectorFile, h
 from .ratchet import check_deliveries
-from .wire import _field
+from .wire import proto_field
 
 FILE = "sender_keys_test.json"
 TITLE = "SenderKeys"
@@ -164,8 +164,8 @@ def build() -> VectorFile:
     vf.add(dd, "distribution message at iteration 0", "valid", ["Ktv"], message=h(dist0),
            fields={"version": 0x33, "id": state.key_id, "iteration": 0, "chain_key": h(skdm0.chain_key),
                    "signing_key": h(state.signing_public.serialize())})
-    f = {1: _field(1, state.key_id), 2: _field(2, 0), 3: _field(3, skdm0.chain_key),
-         4: _field(4, state.signing_public.serialize())}
+    f = {1: proto_field(1, state.key_id), 2: proto_field(2, 0), 3: proto_field(3, skdm0.chain_key),
+         4: proto_field(4, state.signing_public.serialize())}
 
     def enc_d(version: int = 0x33, skip: int | None = None, **repl: bytes) -> bytes:
         parts = {**f, **{int(k[1:]): v for k, v in repl.items()}}
@@ -173,9 +173,9 @@ def build() -> VectorFile:
 
     assert enc_d() == dist0
     for name, data in (("version byte 0x34", enc_d(0x34)), ("version byte 0x23", enc_d(0x23)),
-                       ("chain key of 31 bytes", enc_d(t3=_field(3, skdm0.chain_key[:31]))),
-                       ("chain key of 33 bytes", enc_d(t3=_field(3, skdm0.chain_key + b"\x00"))),
-                       ("signing key type byte 0x06", enc_d(t4=_field(4, b"\x06" + state.signing_public.u))),
+                       ("chain key of 31 bytes", enc_d(t3=proto_field(3, skdm0.chain_key[:31]))),
+                       ("chain key of 33 bytes", enc_d(t3=proto_field(3, skdm0.chain_key + b"\x00"))),
+                       ("signing key type byte 0x06", enc_d(t4=proto_field(4, b"\x06" + state.signing_public.u))),
                        ("signing key missing", enc_d(skip=4)), ("chain key missing", enc_d(skip=3)),
                        ("id missing", enc_d(skip=1))):
         vf.add(dd, name, "invalid", ["MalformedDistribution"], message=h(data))

@@ -9,7 +9,7 @@ from reference_impl.signal.wire import PreKeySignalMessage, SignalMessage
 
 from .._check import Outcome, unsupported_in, verdict
 from .._common import Note, VectorFile, h
-from .ratchet import _Conversation
+from .ratchet import Conversation
 
 FILE = "wire_test.json"
 TITLE = "SignalWire"
@@ -82,7 +82,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _field(tag: int, value: int | bytes) -> bytes:
+def proto_field(tag: int, value: int | bytes) -> bytes:
     if isinstance(value, int):
         return _varint(tag << 3) + _varint(value)
     return _varint((tag << 3) | 2) + _varint(len(value)) + value
@@ -98,7 +98,7 @@ def build() -> VectorFile:
          "fields, the key encodings and (given macKey and the identities) the MAC."],
         dict(NOTES),
     )
-    c = _Conversation("wire", with_opk=True)
+    c = Conversation("wire", with_opk=True)
     a1 = c.send("alice", "wire format")
     c.deliver(a1)
     b1 = c.send("bob", "reply")
@@ -119,10 +119,10 @@ def build() -> VectorFile:
     rk, ct = msg.ratchet_key.serialize(), msg.ciphertext
     sm = vf.group("SignalMessageDecode", op="wire_decode", kind="signal_message")
     vf.add(sm, "SignalMessage from a conversation", "valid", ["Ktv"], message=e["body"], fields=fields(msg), **ids)
-    full = _field(1, rk) + _field(2, 4294967295) + _field(3, 7) + _field(4, ct)
+    full = proto_field(1, rk) + proto_field(2, 4294967295) + proto_field(3, 7) + proto_field(4, ct)
     m = sealed(full)
     vf.add(sm, "counter 2^32 - 1", "valid", ["EdgeValue"], message=h(m), fields=fields(SignalMessage.parse(m)), **ids)
-    m = sealed(_field(1, rk) + _field(2, 3) + _field(4, ct))
+    m = sealed(proto_field(1, rk) + proto_field(2, 3) + proto_field(4, ct))
     vf.add(sm, "previous_counter absent (defaults to 0)", "valid", ["EdgeValue"], message=h(m),
            fields=fields(SignalMessage.parse(m)), **ids)
     body = bytes.fromhex(e["body"])
@@ -138,21 +138,21 @@ def build() -> VectorFile:
     for v in (0x23, 0x34, 0x43, 0x44, 0x22, 0x32, 0x00, 0xFF):
         vf.add(sm, f"version byte 0x{v:02x} (MAC recomputed)", "invalid", ["WrongVersion"],
                message=h(sealed(proto, v)), **ids)
-    for name, p in (("ratchet_key", _field(2, 3) + _field(3, 0) + _field(4, ct)),
-                    ("counter", _field(1, rk) + _field(3, 0) + _field(4, ct)),
-                    ("ciphertext", _field(1, rk) + _field(2, 3) + _field(3, 0))):
+    for name, p in (("ratchet_key", proto_field(2, 3) + proto_field(3, 0) + proto_field(4, ct)),
+                    ("counter", proto_field(1, rk) + proto_field(3, 0) + proto_field(4, ct)),
+                    ("ciphertext", proto_field(1, rk) + proto_field(2, 3) + proto_field(3, 0))):
         vf.add(sm, f"{name} missing (MAC recomputed)", "invalid", ["MissingField"], message=h(sealed(p)), **ids)
     vf.add(sm, "one zero byte after the MAC", "invalid", ["TrailingGarbage"], message=h(body + b"\x00"), **ids)
     vf.add(sm, "a whole second MAC after the MAC", "invalid", ["TrailingGarbage"],
            message=h(body + body[-8:]), **ids)
     vf.add(sm, "counter as an 11-byte varint (MAC recomputed)", "invalid", ["OversizedVarint"],
-           message=h(sealed(_field(1, rk) + b"\x10" + b"\xff" * 10 + b"\x01" + _field(3, 0) + _field(4, ct))), **ids)
+           message=h(sealed(proto_field(1, rk) + b"\x10" + b"\xff" * 10 + b"\x01" + proto_field(3, 0) + proto_field(4, ct))), **ids)
     vf.add(sm, "counter 2^32 + 5 (MAC recomputed)", "acceptable", ["CounterAbove32Bits"],
-           message=h(sealed(_field(1, rk) + _field(2, 2**32 + 5) + _field(3, 0) + _field(4, ct))), **ids)
+           message=h(sealed(proto_field(1, rk) + proto_field(2, 2**32 + 5) + proto_field(3, 0) + proto_field(4, ct))), **ids)
     vf.add(sm, "ratchet key with type byte 0x06 (MAC recomputed)", "invalid", ["WrongKeyType"],
-           message=h(sealed(_field(1, b"\x06" + rk[1:]) + _field(2, 3) + _field(3, 0) + _field(4, ct))), **ids)
+           message=h(sealed(proto_field(1, b"\x06" + rk[1:]) + proto_field(2, 3) + proto_field(3, 0) + proto_field(4, ct))), **ids)
     vf.add(sm, "empty ratchet key (MAC recomputed)", "invalid", ["WrongKeyType"],
-           message=h(sealed(_field(1, b"") + _field(2, 3) + _field(3, 0) + _field(4, ct))), **ids)
+           message=h(sealed(proto_field(1, b"") + proto_field(2, 3) + proto_field(3, 0) + proto_field(4, ct))), **ids)
     vf.add(sm, "empty message", "invalid", ["Empty"], message="", **ids)
     vf.add(sm, "version byte only", "invalid", ["Empty"], message="33", **ids)
 
@@ -167,14 +167,14 @@ def build() -> VectorFile:
 
     vf.add(pk, "PreKeySignalMessage with a one-time pre-key", "valid", ["Ktv"], message=h(pbody),
            fields=pfields(p, pbody))
-    c2 = _Conversation("wire-2", with_opk=False)
+    c2 = Conversation("wire-2", with_opk=False)
     q = bytes.fromhex(c2.sent[c2.send("alice", "no one-time pre-key")]["body"])
     vf.add(pk, "PreKeySignalMessage without a one-time pre-key", "valid", ["Ktv"], message=h(q),
            fields=pfields(PreKeySignalMessage.parse(q), q))
     inner = p.message.serialize()
     bk, ik = p.base_key.serialize(), p.identity_key.serialize()
-    f = {1: _field(1, p.pre_key_id or 0), 2: _field(2, bk), 3: _field(3, ik), 4: _field(4, inner),
-         5: _field(5, p.registration_id), 6: _field(6, p.signed_pre_key_id)}
+    f = {1: proto_field(1, p.pre_key_id or 0), 2: proto_field(2, bk), 3: proto_field(3, ik), 4: proto_field(4, inner),
+         5: proto_field(5, p.registration_id), 6: proto_field(6, p.signed_pre_key_id)}
 
     def enc(skip: int | None = None, version: int = 0x33, **repl: bytes) -> bytes:
         parts = {**f, **{int(k[1:]): v for k, v in repl.items()}}
@@ -188,20 +188,20 @@ def build() -> VectorFile:
         vf.add(pk, f"{name} missing", "invalid", ["MissingField"], message=h(enc(skip=tag)))
     vf.add(pk, "a 0xff byte after the protobuf (truncated varint)", "invalid", ["TrailingGarbage"],
            message=h(pbody + b"\xff"))
-    vf.add(pk, "unknown field 15 appended", "acceptable", ["UnknownField"], message=h(pbody + _field(15, 1)))
+    vf.add(pk, "unknown field 15 appended", "acceptable", ["UnknownField"], message=h(pbody + proto_field(15, 1)))
     bad_inner = bytearray(inner)
     bad_inner[-1] ^= 1
     vf.add(pk, "inner SignalMessage MAC modified", "invalid", ["ModifiedMac"],
-           message=h(enc(t4=_field(4, bytes(bad_inner)))), macKey=c.sent[a1]["macKey"],
+           message=h(enc(t4=proto_field(4, bytes(bad_inner)))), macKey=c.sent[a1]["macKey"],
            senderIdentity=h(c.a_id.public.serialize()), receiverIdentity=h(c.b_id.public.serialize()))
     inner34 = bytearray(inner)
     inner34[0] = 0x34
     vf.add(pk, "inner SignalMessage version 0x34", "invalid", ["WrongVersion"],
-           message=h(enc(t4=_field(4, bytes(inner34)))))
+           message=h(enc(t4=proto_field(4, bytes(inner34)))))
     vf.add(pk, "base key with type byte 0x06", "invalid", ["WrongKeyType"],
-           message=h(enc(t2=_field(2, b"\x06" + bk[1:]))))
+           message=h(enc(t2=proto_field(2, b"\x06" + bk[1:]))))
     vf.add(pk, "identity key with type byte 0x00", "invalid", ["WrongKeyType"],
-           message=h(enc(t3=_field(3, b"\x00" + ik[1:]))))
+           message=h(enc(t3=proto_field(3, b"\x00" + ik[1:]))))
     vf.add(pk, "empty message", "invalid", ["Empty"], message="")
     return vf
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from reference_impl.signal import _ed25519 as ed
+from reference_impl.signal import edwards as ed
 from reference_impl.signal import xeddsa
 from reference_impl.signal.keys import KeyPair, PublicKey
 from reference_impl.signal.rng import DeterministicRng
