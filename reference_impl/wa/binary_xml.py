@@ -208,7 +208,9 @@ class _Writer:
 
     def string(self, s: str) -> None:
         tok = self.d.lookup(s)
-        if tok is not None:
+        if not s:  # Baileys writes "" as token 0, i.e. LIST_EMPTY; a "" child reads back as []
+            self.out.append(LIST_EMPTY)
+        elif tok is not None:
             d, i = tok
             if d is not None:
                 self.out.append(DICTIONARY_0 + d)
