@@ -264,16 +264,28 @@ _CONFIG: dict[str, pytest.Config] = {}
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG["config"] = session.config
+    config = session.config
+    if is_conformance_run(config) and RESULTS_KEY in config.stash and not config.option.collectonly:
+        from .reporting import prepare_report_dir
+
+        prepare_report_dir(Path(option(config, "report_dir") or "reports"), config.stash[RESULTS_KEY].started)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if not is_conformance_run(config) or RESULTS_KEY not in config.stash:
         return
-    if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED,
-                      pytest.ExitCode.INTERNAL_ERROR) or not session.testscollected \
+    if exitstatus == pytest.ExitCode.USAGE_ERROR or not session.testscollected \
             or config.option.collectonly:
-        return  # nothing was checked: writing a report would only mislead
+        return  # nothing was checked: writing a report would only mislead (the INTERRUPTED
+        # marker left at session start stays)
+    interrupted = None
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        interrupted = "interrupted (SIGINT / KeyboardInterrupt)"
+    elif exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+        interrupted = "the kit crashed (pytest internal error)"
+    elif session.shouldstop or session.shouldfail:
+        interrupted = f"stopped early: {session.shouldstop or session.shouldfail}"
     results = config.stash[RESULTS_KEY]
     results.finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     for rid in results.not_applicable:
@@ -282,7 +294,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .reporting import write_all
 
     out = Path(option(config, "report_dir") or "reports")
-    config.stash[REPORT_PATHS_KEY] = write_all(results, out, signing_key=option(config, "signing_key"))
+    config.stash[REPORT_PATHS_KEY] = write_all(results, out, signing_key=option(config, "signing_key"),
+                                               interrupted=interrupted)
     overall = results.overall()
     if overall != "PASS" and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from .evidence.bundle import write_bundle
+from .evidence.bundle import bundle_files, fingerprint, load_signing_key
 from .redact import redact, redact_text
 from .results import RunResults, evidence_name
 
-__all__ = ["write_all", "validate_report", "REPORT_SCHEMA_PATH", "render_html", "render_junit"]
+__all__ = ["write_all", "prepare_report_dir", "INTERRUPTED_MARKER", "validate_report", "REPORT_SCHEMA_PATH", "render_html", "render_junit"]
 
 REPORT_SCHEMA_PATH = Path(__file__).resolve().parent / "report.schema.json"
 
@@ -161,9 +165,77 @@ pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-
 """
 
 
-def write_all(results: RunResults, out: Path, *, signing_key: str | None = None) -> dict[str, Path]:
+REPORT_FILES = ("report.json", "junit.xml", "report.html", "evidence.zip", "evidence.zip.sig",
+                "evidence.pub.pem")
+INTERRUPTED_MARKER = "INTERRUPTED"
+PREVIOUS_DIR = "previous"
+_LOCK = ".conformance.lock"
+
+
+@contextmanager
+def _folder_lock(out: Path) -> Iterator[None]:
+    """Serialise the report-folder steps of concurrent runs (POSIX advisory lock), so two runs
+    into one folder never leave one run's report.json beside another's evidence.zip."""
     out.mkdir(parents=True, exist_ok=True)
-    report = redact(results.to_report())
+    with open(out / _LOCK, "a+b") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX: renames still keep each file whole
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def prepare_report_dir(out: Path, started: str) -> None:
+    """At session start: move a previous run's reports into ``previous/`` and leave an
+    ``INTERRUPTED`` marker that only a finished run removes, so a folder is never showing an
+    older green report as if it were this run's."""
+    with _folder_lock(out):
+        old = [out / n for n in (*REPORT_FILES, INTERRUPTED_MARKER) if (out / n).exists()]
+        if old:
+            prev = out / PREVIOUS_DIR
+            prev.mkdir(exist_ok=True)
+            for f in old:
+                os.replace(f, prev / f.name)
+        _atomic_write(out / INTERRUPTED_MARKER,
+                      f"run started {started} (pid {os.getpid()}) has not finished; the reports "
+                      f"beside this file, if any, are partial\n".encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_all(results: RunResults, out: Path, *, signing_key: str | None = None,
+              interrupted: str | None = None) -> dict[str, Path]:
+    """Render every report in memory, then rename each into place under the folder lock.
+
+    ``interrupted`` (a reason) marks a partial report: ``"interrupted": true`` in
+    ``report.json``, never a PASS result, and the ``INTERRUPTED`` marker kept beside it.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    key = load_signing_key(signing_key)
+    report = results.to_report()
+    report["signer_fingerprint"] = fingerprint(key)
+    report["interrupted"] = bool(interrupted)
+    if interrupted and report["result"] == "PASS":
+        report["result"] = "INCOMPLETE"
+    report = redact(report)
     errors = validate_report(report)
     if errors:  # a bug in the kit: say so loudly rather than write an invalid report
         raise RuntimeError("report.json would not match its schema: " + "; ".join(errors[:5]))
@@ -175,9 +247,18 @@ def write_all(results: RunResults, out: Path, *, signing_key: str | None = None)
     }
     for name, entries in evidence.items():
         files[name] = "".join(json.dumps(x, sort_keys=True) + "\n" for x in entries).encode()
+    outputs = {name: files[name] for name in ("report.json", "junit.xml", "report.html")}
+    outputs.update(bundle_files(files, report, key))
     paths = {}
-    for name in ("report.json", "junit.xml", "report.html"):
-        (out / name).write_bytes(files[name])
-        paths[name] = out / name
-    paths.update(write_bundle(out, files, report, signing_key=signing_key))
+    with _folder_lock(out):
+        for name, data in outputs.items():
+            _atomic_write(out / name, data)
+            paths[name] = out / name
+        marker = out / INTERRUPTED_MARKER
+        if interrupted:
+            _atomic_write(marker, f"run interrupted: {interrupted}; the reports here are partial "
+                                  f"(report.json says \"interrupted\": true)\n".encode())
+        else:
+            with suppress(FileNotFoundError):
+                marker.unlink()
     return paths

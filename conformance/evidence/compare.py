@@ -11,6 +11,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from .safezip import MAX_JSON, SafeZip
+
 _BAD = {"FAIL", "ERROR"}
 
 
@@ -21,10 +23,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_report(path: Path) -> dict:
+    """A report as a dict, read with caps (streamed from a bundle, never inflated whole)."""
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read("report.json"))
-    return json.loads(path.read_text(encoding="utf-8"))
+        with SafeZip(path) as zf:
+            data = zf.read_small("report.json", MAX_JSON)
+    else:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_JSON + 1)
+        if len(data) > MAX_JSON:
+            raise ValueError(f"{path} is larger than {MAX_JSON} bytes")
+    report = json.loads(data)
+    if not isinstance(report, dict):
+        raise ValueError(f"{path}: report is a JSON {type(report).__name__}, not an object")
+    reqs = report.get("requirements")
+    if not isinstance(reqs, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("verdict"), str)
+            for r in reqs):
+        raise ValueError(f"{path}: 'requirements' is not a list of objects with string id and verdict")
+    return report
 
 
 def compare(a: dict, b: dict) -> dict:
@@ -44,8 +60,8 @@ def compare(a: dict, b: dict) -> dict:
 def run(args: argparse.Namespace) -> int:
     try:
         diff = compare(load_report(Path(args.a)), load_report(Path(args.b)))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        print(f"compare: cannot read reports: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - malformed input: one line, exit 2, never a traceback
+        print(f"compare: cannot read reports: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(diff, indent=2, sort_keys=True))

@@ -55,7 +55,8 @@ def test_reports_are_valid_and_bundle_verifies(bundle: Path):
     report = json.loads((bundle.parent / "report.json").read_text())
     assert validate_report(report) == []
     assert report["result"] == "PASS"
-    got, notes = V.verify(bundle)
+    got, notes, pinned = V.verify(bundle)
+    assert pinned is None
     assert got["summary"]["by_verdict"]["PASS"] == len(load_profile("core").requirements)
     assert notes  # says the key beside the bundle proves integrity only
 
@@ -116,7 +117,11 @@ def test_failed_and_incomplete_runs_have_their_exit_codes(tmp_path: Path):
 
 def test_cli_exit_codes(bundle: Path, tmp_path: Path):
     cmd = [sys.executable, "-m", "conformance.cli", "verify"]
-    assert subprocess.run(cmd + [str(bundle)], capture_output=True).returncode == 0
+    unpinned = subprocess.run(cmd + [str(bundle)], capture_output=True, text=True)
+    assert unpinned.returncode == V.EXIT_UNVERIFIED and "signer unverified" in unpinned.stdout
+    pinned = subprocess.run(cmd + [str(bundle), "--public-key", str(bundle.with_name("evidence.pub.pem"))],
+                            capture_output=True, text=True)
+    assert pinned.returncode == 0 and pinned.stdout.startswith("OK:")
     assert subprocess.run(cmd + [str(tmp_path / "nope.zip")], capture_output=True).returncode == 2
 
 
@@ -140,3 +145,107 @@ def test_compare_names_changes_by_requirement(tmp_path: Path):
     out = subprocess.run([sys.executable, "-m", "conformance.cli", "compare", str(a / "evidence.zip"),
                           str(b / "report.json"), "--json"], capture_output=True, text=True)
     assert out.returncode == 1 and json.loads(out.stdout)["newly_failing"] == ["ENL-001"]
+
+
+def _forge(bundle: Path, tmp_path: Path) -> None:
+    """Flip a FAIL to PASS and re-sign with another key, shipping that key beside the bundle."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from conformance.evidence import bundle as B
+
+    with zipfile.ZipFile(bundle) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if n != "manifest.json"}
+    report = json.loads(files["report.json"])
+    for r in report["requirements"]:
+        r["verdict"] = "PASS"
+        r["message"] = ""
+    report["result"] = "PASS"
+    report["summary"]["by_verdict"] = {k: 0 for k in report["summary"]["by_verdict"]}
+    report["summary"]["by_verdict"]["PASS"] = len(report["requirements"])
+    other = Ed25519PrivateKey.generate()
+    report["signer_fingerprint"] = B.fingerprint(other)
+    files["report.json"] = json.dumps(report).encode()
+    for name, data in B.bundle_files(files, report, other).items():
+        (bundle.parent / name).write_bytes(data)
+
+
+def test_forged_bundle_is_tampered_with_a_pin_and_unverified_without(tmp_path: Path):
+    real = tmp_path / "real"
+    write_all(make_results({"ENL-001": Verdict.FAIL}), real)
+    good_pub = (real / "evidence.pub.pem").read_bytes()
+    pin = json.loads((real / "report.json").read_text())["signer_fingerprint"]
+    (tmp_path / "ci.pub.pem").write_bytes(good_pub)
+    _forge(real / "evidence.zip", tmp_path)
+    b = str(real / "evidence.zip")
+    assert V.main([b, "--public-key", str(tmp_path / "ci.pub.pem")]) == V.EXIT_TAMPERED
+    assert V.main([b, "--fingerprint", pin]) == V.EXIT_TAMPERED
+    (tmp_path / "allowed").write_text(f"# CI key\n{pin}\n")
+    assert V.main([b, "--allowed-signers", str(tmp_path / "allowed")]) == V.EXIT_TAMPERED
+    assert V.main([b]) == V.EXIT_UNVERIFIED
+
+
+def test_fingerprint_is_in_manifest_and_report_and_pins(bundle: Path):
+    with zipfile.ZipFile(bundle) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    report = json.loads(bundle.with_name("report.json").read_text())
+    assert manifest["signer_fingerprint"] == report["signer_fingerprint"]
+    assert V.main([str(bundle), "--fingerprint", report["signer_fingerprint"]]) == V.EXIT_OK
+    assert V.main([str(bundle), "--fingerprint", "0" * 64]) == V.EXIT_TAMPERED
+    assert V.main([str(bundle), "--fingerprint", "xyz"]) == V.EXIT_USAGE
+
+
+def _raw_zip(bundle: Path, extra) -> None:
+    with zipfile.ZipFile(bundle) as zf:
+        entries = [(i, zf.read(i)) for i in zf.infolist()]
+    with zipfile.ZipFile(bundle, "w") as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+        extra(zf, dict((i.filename, d) for i, d in entries))
+
+
+def _symlink(zf, files):
+    info = zipfile.ZipInfo("wire/link.jsonl")
+    info.external_attr = 0o120777 << 16
+    zf.writestr(info, "report.json")
+
+
+def _encrypted(zf, files):
+    info = zipfile.ZipInfo("x.bin")
+    info.flag_bits = 0x1
+    zf.writestr(info, b"x")
+
+
+@pytest.mark.parametrize("extra", [
+    lambda zf, f: zf.writestr("report.json", f["report.json"].replace(b'"PASS"', b'"FAIL"', 1)),
+    _symlink, _encrypted, lambda zf, f: zf.writestr("wire/", b""),
+], ids=["duplicate-name", "symlink", "encrypted-flag", "directory"])
+def test_unsafe_entries_are_tampered(bundle: Path, extra):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name we plant
+        _raw_zip(bundle, extra)
+    assert V.main([str(bundle), "--public-key", str(bundle.with_name("evidence.pub.pem"))]) == V.EXIT_TAMPERED
+
+
+def test_legacy_bundle_without_fingerprint_still_verifies(tmp_path: Path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import serialization
+    from conformance.evidence import bundle as B
+
+    write_all(make_results(), tmp_path)
+    with zipfile.ZipFile(tmp_path / "evidence.zip") as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if n != "manifest.json"}
+    report = json.loads(files["report.json"])
+    report.pop("signer_fingerprint"), report.pop("interrupted")
+    files["report.json"] = json.dumps(report).encode()
+    manifest = json.loads(B.manifest_for(files, report, "0" * 64))
+    manifest.pop("signer_fingerprint")
+    manifest["format"] = "1.0.0"
+    mbytes = json.dumps(manifest).encode()
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "evidence.zip").write_bytes(B._zip_bytes(files, mbytes))
+    (tmp_path / "evidence.zip.sig").write_text(key.sign(mbytes).hex())
+    (tmp_path / "k.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "evidence.pub.pem").write_bytes((tmp_path / "k.pem").read_bytes())
+    assert V.main([str(tmp_path / "evidence.zip")]) == V.EXIT_UNVERIFIED
+    assert V.main([str(tmp_path / "evidence.zip"), "--public-key", str(tmp_path / "k.pem")]) == V.EXIT_OK
