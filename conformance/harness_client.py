@@ -31,8 +31,10 @@ class HarnessError(Exception):
 
 class HarnessClient:
     def __init__(self, base_url: str, http: BoundedHttp, evidence: Evidence | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, deadline: float | None = None) -> None:
         self.base = base_url.rstrip("/")
+        # A harness call's total budget: at least its read timeout, whatever the harness trickles.
+        self.deadline = max(deadline or 0.0, timeout)
         self.http = http
         self.evidence = evidence
         self.timeout = timeout
@@ -45,11 +47,13 @@ class HarnessClient:
             content = json.dumps(body).encode()
             headers["content-type"] = "application/json"
         res = self.http.request(method, self.base + path, headers=headers, content=content,
-                                timeout=timeout or self.timeout, max_body=64 << 20)
+                                timeout=timeout or self.timeout, max_body=64 << 20,
+                                deadline=max(self.deadline, timeout or 0.0))
         if self.evidence is not None:
             self.evidence.record("harness", exchange=not res.error, method=method, path=path,
                                  status=res.status, request=body if path != "/reset" else "<config>",
-                                 error=res.error)
+                                 error=res.error, elapsed_s=round(res.elapsed, 3), phase=res.phase,
+                                 bytes_received=res.bytes_received, deadline_hit=res.deadline_hit)
         if res.error or res.status not in ok:
             problem = None
             try:

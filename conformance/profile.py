@@ -74,6 +74,12 @@ class Profile:
     def timeout(self, area: str, default: float = 15.0) -> float:
         return float(self.parameters.get("timeouts", {}).get(area, default))
 
+    def deadline(self, kind: str = "exchange", default: float = 30.0) -> float:
+        """Total wall-clock seconds one exchange with the provider may take (``exchange``: an
+        HTTP request, TLS handshake or WebSocket step; ``harness``: one harness call), whatever
+        the peer trickles. Per-read timeouts alone never end a slow-drip peer."""
+        return float(self.parameters.get("deadlines", {}).get(kind, default))
+
     def ids(self) -> set[str]:
         return {r.id for r in self.requirements}
 

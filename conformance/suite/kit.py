@@ -86,7 +86,8 @@ class Kit:
         return self.run(self.gk.create_user(self.unique("g"), consent), "e2e")
 
     def harness(self, evidence: Evidence | None) -> HarnessClient:
-        return HarnessClient(self.harness_url, self.http, evidence, timeout=max(30.0, self.timeout("e2e") * 2))
+        return HarnessClient(self.harness_url, self.http, evidence, timeout=max(30.0, self.timeout("e2e") * 2),
+                             deadline=self.profile.deadline("harness", 60.0))
 
     def url(self, path: str) -> str:
         return self.target.rstrip("/") + path
@@ -141,6 +142,7 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
             verify = str(embedded.ca_certificate)
         endpoints = declaration.data.get("endpoints", {})
         http = BoundedHttp(verify=verify, timeout=profile.timeout("identity"),
+                           deadline=profile.deadline("exchange"),
                            max_body=int(profile.parameters.get("max_response_bytes", 1 << 20)),
                            prefer_http2=http2)
         issuer = endpoints.get("issuer") or target.rstrip("/")
