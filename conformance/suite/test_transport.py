@@ -68,9 +68,15 @@ def _handshake_alpn(kit: Kit, evidence, ctx: ssl.SSLContext,
     """(version, cipher, selected ALPN protocol, error) of one TLS handshake with the target."""
     host, port, _ = _endpoint(kit)
     try:
-        with socket.create_connection((host, port), timeout=kit.timeout("transport")) as raw:
-            with ctx.wrap_socket(raw, server_hostname=host) as tls:
-                version, cipher, alpn = tls.version(), tls.cipher()[0], tls.selected_alpn_protocol()
+        raw = socket.create_connection((host, port), timeout=kit.timeout("transport"))
+    except OSError as exc:
+        # No TCP connection: nothing was exchanged with the provider, so a refused handshake
+        # proves nothing (a dead target must not pass "old versions are refused").
+        evidence.record("tls", exchange=False, attempt=what, error=f"connect: {type(exc).__name__}: {exc}")
+        return None, None, None, f"no connection: {type(exc).__name__}: {exc}"
+    try:
+        with raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
+            version, cipher, alpn = tls.version(), tls.cipher()[0], tls.selected_alpn_protocol()
         evidence.record("tls", exchange=True, attempt=what, version=version, cipher=cipher, alpn=alpn)
         return version, cipher, alpn, ""
     except (ssl.SSLError, OSError) as exc:
@@ -163,7 +169,14 @@ def test_no_cleartext_service_on_the_target_port(kit: Kit, evidence):
                "Connection: close\r\n\r\n").encode()
     data = b""
     try:
-        with socket.create_connection((host, port), timeout=kit.timeout("transport")) as s:
+        conn = socket.create_connection((host, port), timeout=kit.timeout("transport"))
+    except OSError as exc:
+        # A port that accepts no connection at all is a dead target, not a refusal of cleartext:
+        # recorded as no exchange, so the vacuous-pass guard reports ERROR.
+        evidence.record("cleartext", exchange=False, outcome=f"no connection: {exc}")
+        return
+    try:
+        with conn as s:
             s.sendall(request)
             while len(data) < 65536:
                 chunk = s.recv(4096)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import subprocess
 import sys
@@ -113,3 +114,26 @@ def test_broken_provider_gets_fail_or_error_and_the_run_completes(broken_server:
         assert r["message"], f"{r['id']} has no failure message"
     assert report["result"] == "FAIL"
     assert wall < 200, f"the run took {wall:.0f} s: a wait is not bounded"
+
+
+def test_dead_target_passes_nothing(tmp_path: Path):
+    """A closed port (nothing listens) must not PASS a single requirement of ``core``: a refused
+    connection is not an exchange (TRN-001's old-version probe and TRN-005's cleartext probe used
+    to count it as one and passed against a dead target)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "pytest", "--target", f"https://127.0.0.1:{port}", "--insecure",
+           "-q", "-p", "no:cacheprovider", "--profile", "core", "--report-dir", str(out),
+           "--area-timeout", "identity=3", "--area-timeout", "transport=3",
+           "--area-timeout", "media=3"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {r["id"]: r["verdict"] for r in report["requirements"]}
+    passed = sorted(i for i, v in verdicts.items() if v in ("PASS", "WARN", "NOT_APPLICABLE"))
+    assert not passed, f"passed against a dead target: {passed}"
+    for tid in ("TRN-001", "TRN-005"):
+        assert verdicts[tid] in ("FAIL", "ERROR"), (tid, verdicts[tid])
+    assert report["result"] == "FAIL"
