@@ -52,7 +52,10 @@ def fail(expected: str, observed: str, requirement_text: str = "") -> NoReturn:
     msg = f"expected: {expected}\nobserved: {observed}"
     if requirement_text:
         msg += f"\nrequirement: {requirement_text}"
-    raise CheckFailed(msg)
+    # ``from None``: a check calls this inside ``except`` blocks, and the exception it caught
+    # (a JSON parse error, say) carries the provider's raw bytes as an argument, which pytest
+    # would print in the chained traceback and so republish a provider's secrets (issue 13).
+    raise CheckFailed(msg) from None
 
 
 def not_tested(reason: str) -> NoReturn:

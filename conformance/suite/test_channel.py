@@ -40,6 +40,7 @@ import pytest
 from conformance.gatekeeper import SimUser
 from conformance.gatekeeper.tokens import SigningKey
 from conformance.harness_client import HarnessClient, HarnessError
+from conformance.redact import quote_untrusted
 from conformance.verdicts import fail, not_tested
 from reference_impl.wire import stanzas_pb2 as pb
 
@@ -240,8 +241,8 @@ def _to(sub: str) -> bytes:
 
 def _describe(res: Any, what: str) -> str:
     """Status, and the body of a 2xx (where its emptiness matters)."""
-    snippet = res.body[:80].decode("utf-8", "replace") if res.body and 200 <= res.status < 300 else ""
-    return f"{what}: {res.status}" + (f" with body {snippet!r}" if snippet else "")
+    snippet = quote_untrusted(res.body) if res.body and 200 <= res.status < 300 else ""
+    return f"{what}: {res.status}" + (f" with body {snippet}" if snippet else "")
 
 
 def _assert_no_wake(kit: Kit, user: ProviderUser, since: int, what: str) -> None:

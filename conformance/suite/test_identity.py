@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conformance.redact import quote_untrusted
 from conformance.verdicts import fail
 
 from .kit import Kit
@@ -32,7 +33,7 @@ def fetch_jwks(kit: Kit, evidence, *, http2: bool | None = None) -> dict[str, An
     try:
         doc = json.loads(res.body)
     except ValueError as exc:
-        fail("a JSON object", f"unparseable body ({exc}): {res.body[:80]!r}")
+        fail("a JSON object", f"unparseable body ({exc}): {quote_untrusted(res.body)}")
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list) or not doc["keys"]:
         fail("a JSON object whose `keys` is a non-empty array", f"{str(doc)[:200]}")
     return doc

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from conformance.bounded_http import HttpResult
 from conformance.gatekeeper import InboxItem, SimUser
 from conformance.harness_client import HarnessClient, HarnessError
+from conformance.redact import quote_untrusted
 from conformance.verdicts import fail, not_applicable, not_tested
 from reference_impl.media.crypto import MediaType, derive_media_keys, encrypt_media
 from reference_impl.wire import content_pb2 as cpb
@@ -414,9 +415,9 @@ def test_upload_with_a_user_jwt_answers_201_with_a_storage_reference(kit: Kit, e
     try:
         doc = res.json()
     except ValueError:
-        fail("a JSON object in the 201 answer", f"unparseable body {res.body[:80]!r}")
+        fail("a JSON object in the 201 answer", f"unparseable body {quote_untrusted(res.body)}")
     if not isinstance(doc, dict) or not isinstance(doc.get("storage_reference"), str) or not doc["storage_reference"]:
-        fail("a JSON object with a non-empty string `storage_reference`", res.body[:200].decode("latin-1"))
+        fail("a JSON object with a non-empty string `storage_reference`", quote_untrusted(res.body, 200))
     got = _fetch(kit, evidence, doc["storage_reference"])
     if got.status != 200 or got.body != blob:
         fail("the blob stored under the storage reference given", got.describe())

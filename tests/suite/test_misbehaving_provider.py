@@ -137,3 +137,67 @@ def test_dead_target_passes_nothing(tmp_path: Path):
     for tid in ("TRN-001", "TRN-005"):
         assert verdicts[tid] in ("FAIL", "ERROR"), (tid, verdicts[tid])
     assert report["result"] == "FAIL"
+
+
+def _planted_secrets() -> tuple[bytes, list[bytes]]:
+    """A body made of secrets a careless provider might serve: a PEM private key cut off before
+    its END line, a raw 32-byte key in hex and the same in base64. Returns (body, needles)."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
+
+    pem = generate_private_key(SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    cut = pem[: pem.index(b"-----END")]
+    raw = os.urandom(32)
+    hexkey, b64key = raw.hex().encode(), base64.b64encode(raw)
+    body = cut + b"\n" + hexkey + b"\n" + b64key + b"\n"
+    pem_line = cut.splitlines()[1]  # the first line of key material
+    return body, [pem_line, pem_line[:24], hexkey, hexkey[:24], b64key, b64key[:24]]
+
+
+def test_provider_secrets_never_reach_an_output(tmp_path: Path):
+    """A provider whose every answer is its own private key material: the identity checks FAIL,
+    and no output — report.json, junit.xml, report.html, every file inside evidence.zip, the
+    terminal output with -vv — holds any of it (issue 13 §2)."""
+    import zipfile
+
+    body, needles = _planted_secrets()
+
+    async def leak(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    BEHAVIOURS["leak"] = leak
+    try:
+        request = type("R", (), {"param": "leak"})()
+        gen = broken_server.__wrapped__(request, tmp_path)  # type: ignore[attr-defined]
+        target = next(gen)
+        try:
+            out = tmp_path / "reports"
+            cmd = [sys.executable, "-m", "pytest", "--target", target, "--insecure", "-vv",
+                   "-p", "no:cacheprovider", "--report-dir", str(out),
+                   "--req", "ID-001", "--req", "ID-002", "--req", "ID-003", "--req", "ID-004",
+                   "--area-timeout", "identity=3"]
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=300)
+        finally:
+            next(gen, None)
+    finally:
+        BEHAVIOURS.pop("leak", None)
+    report = json.loads((out / "report.json").read_text())
+    assert {r["id"]: r["verdict"] for r in report["requirements"]}["ID-001"] == "FAIL"
+    outputs: dict[str, bytes] = {"stdout": proc.stdout, "stderr": proc.stderr}
+    for f in out.rglob("*"):
+        if f.is_file():
+            outputs[str(f.relative_to(out))] = f.read_bytes()
+    with zipfile.ZipFile(out / "evidence.zip") as z:
+        for name in z.namelist():
+            outputs["evidence.zip:" + name] = z.read(name)
+    found = [(where, n[:12]) for where, data in outputs.items() for n in needles if n in data]
+    assert not found, f"planted secrets found in outputs: {found}"
+    assert len(outputs) > 6
