@@ -54,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--reference-fault", action="append", default=[], metavar="NAME",
                 help="start the embedded reference provider with this named fault (repeatable; "
                      "for proving the suite, see `conformance serve-reference --list-faults`)")
+    g.addoption("--keep-state", action="store_true", default=False,
+                help="keep the run's temporary state (simulator and embedded provider keys, "
+                     "sessions, SQLite) for debugging; by default it is deleted at the end")
     g.addoption("--area-timeout", action="append", default=[], metavar="AREA=SECONDS",
                 help="override one area's timeout (repeatable)")
 

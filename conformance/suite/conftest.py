@@ -27,7 +27,7 @@ def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
                   reference_faults=tuple(config.getoption("reference_fault")),
                   http2=config.getoption("http2"))
     yield k
-    k.close()
+    k.close(keep_state=config.getoption("keep_state"))
 
 
 @pytest.fixture(autouse=True)

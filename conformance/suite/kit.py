@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ class Kit:
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="conformance-")))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     worker: str = ""
+    #: Folders holding this run's secrets (embedded provider's identities, sessions, keys).
+    state_dirs: list[Path] = field(default_factory=list)
 
     # -- time-bounded access to the simulator's loop ------------------------------------------
     def timeout(self, area: str) -> float:
@@ -92,7 +95,16 @@ class Kit:
     def url(self, path: str) -> str:
         return self.target.rstrip("/") + path
 
-    def close(self) -> None:
+    def close(self, *, keep_state: bool = False) -> None:
+        """Stop everything; then delete the run's secret-holding state unless ``keep_state``."""
+        try:
+            self._stop()
+        finally:
+            if not keep_state:
+                for d in [self.tmp, *self.state_dirs]:
+                    shutil.rmtree(d, ignore_errors=True)
+
+    def _stop(self) -> None:
         # Our keep-alive connections first: servers wait for open connections when stopping.
         self.http.close()
 
@@ -133,7 +145,7 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
         if not target:
             from reference_impl.provider import ReferenceProvider
 
-            data_dir = Path(tempfile.mkdtemp(prefix="refprov-"))
+            data_dir = Path(tempfile.mkdtemp(prefix="refprov-"))  # 0700, removed by Kit.close
             embedded = ReferenceProvider()
             faults = reference_faults + tuple(
                 f for f in os.environ.get("CONFORMANCE_EMBEDDED_FAULTS", "").split(",") if f)
@@ -155,7 +167,8 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
         if insecure:
             provider.verify = False  # --insecure: G does not verify the provider's TLS either
         kit = Kit(loop, gk, profile, declaration, target.rstrip("/"), harness or "", http, media_base,
-                  issuer, embedded, worker=worker)
+                  issuer, embedded, worker=worker,
+                  state_dirs=[data_dir] if embedded is not None else [])
         if harness:
             kit.harness(None).reset(gk.config_for_provider())
         return kit

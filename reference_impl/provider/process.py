@@ -92,7 +92,8 @@ class ReferenceProvider:
                     tls: bool = False, faults: tuple[str, ...] | list[str] = (),
                     data_dir: str | Path | None = None, harness_host: str = "127.0.0.1",
                     config: ProviderConfig | None = None) -> "ReferenceProvider":
-        config = config or ProviderConfig()
+        if config is None:  # no default temp dir made (and leaked) when data_dir is given
+            config = ProviderConfig(data_dir=Path(data_dir)) if data_dir is not None else ProviderConfig()
         changes: dict[str, Any] = {"faults": frozenset(faults) | config.faults}
         if data_dir is not None:
             changes["data_dir"] = Path(data_dir)

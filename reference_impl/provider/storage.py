@@ -113,12 +113,17 @@ class Storage:
         self.tmp_dir = self.data_dir / "media-tmp"
         for d in (self.data_dir, self.blob_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
+            # Identities, sessions and keys live here: private whatever the umask (issue 13).
+            os.chmod(d, 0o700)
         # Leftovers of an upload interrupted by a crash are never served: remove them.
         for leftover in self.tmp_dir.iterdir():
             with contextlib.suppress(OSError):
                 leftover.unlink()
-        self.db = sqlite3.connect(self.data_dir / "provider.sqlite3", isolation_level=None,
+        db_path = self.data_dir / "provider.sqlite3"
+        os.close(os.open(db_path, os.O_CREAT | os.O_RDWR, 0o600))  # created private, not umask's
+        self.db = sqlite3.connect(db_path, isolation_level=None,
                                   check_same_thread=False)
+        os.chmod(db_path, 0o600)  # an existing --data-dir file too; WAL/SHM files inherit it
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
