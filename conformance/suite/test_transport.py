@@ -7,13 +7,13 @@ not OpenSSL's default policy. TRN-006 (the client validating G's certificate) is
 """
 from __future__ import annotations
 
-import socket
 import ssl
 import warnings
 from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.bounded_socket import SocketDeadline
 from conformance.verdicts import fail
 
 from .kit import Kit
@@ -63,24 +63,43 @@ def _handshake(kit: Kit, evidence, ctx: ssl.SSLContext, what: str) -> tuple[str 
     return version, cipher, err
 
 
+def _deadline(kit: Kit) -> SocketDeadline:
+    """The probe's total budget (profile ``deadlines.exchange``); each step also within the area timeout."""
+    return SocketDeadline(kit.profile.deadline("exchange"), op_timeout=kit.timeout("transport"))
+
+
 def _handshake_alpn(kit: Kit, evidence, ctx: ssl.SSLContext,
                     what: str) -> tuple[str | None, str | None, str | None, str]:
-    """(version, cipher, selected ALPN protocol, error) of one TLS handshake with the target."""
+    """(version, cipher, selected ALPN protocol, error) of one TLS handshake with the target.
+
+    A peer that answers within the deadline (a handshake, an alert, a close) is an exchange. One
+    that stays silent or trickles until the deadline is neither a handshake nor a refusal: the
+    check FAILs on it, so a silent target cannot pass "old versions are refused"."""
     host, port, _ = _endpoint(kit)
+    dl = _deadline(kit)
     try:
-        raw = socket.create_connection((host, port), timeout=kit.timeout("transport"))
+        raw = dl.connect(host, port)
     except OSError as exc:
         # No TCP connection: nothing was exchanged with the provider, so a refused handshake
         # proves nothing (a dead target must not pass "old versions are refused").
         evidence.record("tls", exchange=False, attempt=what, error=f"connect: {type(exc).__name__}: {exc}")
         return None, None, None, f"no connection: {type(exc).__name__}: {exc}"
     try:
-        with raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
-            version, cipher, alpn = tls.version(), tls.cipher()[0], tls.selected_alpn_protocol()
+        with raw, dl.watch(raw):
+            raw.settimeout(dl.timeout())
+            with ctx.wrap_socket(raw, server_hostname=host) as tls:
+                version, cipher, alpn = tls.version(), tls.cipher()[0], tls.selected_alpn_protocol()
         evidence.record("tls", exchange=True, attempt=what, version=version, cipher=cipher, alpn=alpn)
         return version, cipher, alpn, ""
     except (ssl.SSLError, OSError) as exc:
-        evidence.record("tls", exchange=True, attempt=what, error=f"{type(exc).__name__}: {exc}")
+        silent = dl.expired or isinstance(exc, TimeoutError)
+        evidence.record("tls", exchange=True, attempt=what, error=f"{type(exc).__name__}: {exc}",
+                        deadline_hit=dl.expired)
+        if silent:
+            bound = f"the {dl.seconds:g} s deadline" if dl.expired else \
+                f"the {kit.timeout('transport'):g} s transport timeout"
+            fail(f"an answer to the TLS handshake ({what}): completed, or refused with an alert or close",
+                 f"the peer stayed silent or trickled until {bound}")
         return None, None, None, f"{type(exc).__name__}: {exc}"
 
 
@@ -168,23 +187,38 @@ def test_no_cleartext_service_on_the_target_port(kit: Kit, evidence):
     request = (f"GET /.well-known/oauth/openid/jwks HTTP/1.1\r\nHost: {host}\r\n"
                "Connection: close\r\n\r\n").encode()
     data = b""
+    dl = _deadline(kit)
     try:
-        conn = socket.create_connection((host, port), timeout=kit.timeout("transport"))
+        conn = dl.connect(host, port)
     except OSError as exc:
         # A port that accepts no connection at all is a dead target, not a refusal of cleartext:
         # recorded as no exchange, so the vacuous-pass guard reports ERROR.
         evidence.record("cleartext", exchange=False, outcome=f"no connection: {exc}")
         return
     try:
-        with conn as s:
+        with conn as s, dl.watch(s):
+            s.settimeout(dl.timeout())
             s.sendall(request)
             while len(data) < 65536:
+                s.settimeout(dl.timeout())
                 chunk = s.recv(4096)
                 if not chunk:
                     break
                 data += chunk
     except OSError as exc:
-        evidence.record("cleartext", exchange=True, outcome=f"refused: {exc}")
+        if (dl.expired or isinstance(exc, TimeoutError)) and b"\r\n" not in data:
+            # Silence (or a trickle) is neither a refusal nor a cleartext answer: no evidence
+            # either way, so the vacuous-pass guard reports ERROR instead of a PASS.
+            evidence.record("cleartext", exchange=False, deadline_hit=dl.expired,
+                            outcome=f"no answer within the deadline after {len(data)} bytes: {exc}")
+            return
+        if b"\r\n" not in data:
+            evidence.record("cleartext", exchange=True, outcome=f"refused: {exc}")
+            return
+        # A status line arrived before the trickle stalled: judge what was served.
+    if dl.expired and b"\r\n" not in data:  # the watchdog's shutdown ends recv() with b""
+        evidence.record("cleartext", exchange=False, deadline_hit=True,
+                        outcome=f"no answer within the deadline after {len(data)} bytes")
         return
     evidence.record("cleartext", exchange=True, outcome=data[:120].decode("latin-1"))
     status_line = data.split(b"\r\n", 1)[0]

@@ -201,3 +201,70 @@ def test_provider_secrets_never_reach_an_output(tmp_path: Path):
     found = [(where, n[:12]) for where, data in outputs.items() for n in needles if n in data]
     assert not found, f"planted secrets found in outputs: {found}"
     assert len(outputs) > 6
+
+
+async def _silent_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(3600)  # plain TCP: accepts, never speaks TLS or HTTP
+
+
+async def _trickle_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:  # one byte per 0.5 s: every per-read timeout is met, the exchange never ends
+            writer.write(b"\x16")
+            await writer.drain()
+            await asyncio.sleep(0.5)
+    except (ConnectionError, OSError):
+        pass
+
+
+TRANSPORT_PROBES = ["TRN-001", "TRN-002", "TRN-003", "TRN-005"]
+
+
+@pytest.mark.parametrize("behaviour", [_silent_tcp, _trickle_tcp], ids=["silent", "trickle"])
+def test_silent_or_trickling_peer_fails_the_tls_probes_within_the_deadline(behaviour, tmp_path: Path):
+    """The raw-socket probes (TLS handshakes, the cleartext request) have a total deadline: a
+    peer that never answers, or answers one byte at a time inside every read timeout, ends each
+    probe by the profile's ``deadlines.exchange`` and passes nothing (a silence is not a refusal)."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, int] = {}
+
+    async def main() -> None:
+        server = await asyncio.start_server(behaviour, "127.0.0.1", 0)
+        holder["port"] = server.sockets[0].getsockname()[1]
+        started.set()
+        await server.serve_forever()
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        except asyncio.CancelledError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    profile = tmp_path / "transport.yaml"
+    profile.write_text(yaml.safe_dump({
+        "name": "transport-only", "profile_version": "1.0.0", "extends": "core",
+        "include": {"profiles": [], "requirements": TRANSPORT_PROBES},
+        "parameters": {"deadlines": {"exchange": 2}, "timeouts": {"transport": 1.5}}}))
+    out = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "pytest", "--target", f"https://127.0.0.1:{holder['port']}",
+           "--insecure", "-q", "-p", "no:cacheprovider", "--profile", str(profile),
+           "--report-dir", str(out)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+        thread.join(10)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {r["id"]: r["verdict"] for r in report["requirements"]}
+    assert set(verdicts) == set(TRANSPORT_PROBES)
+    # FAIL for a MUST, WARN for a SHOULD (TRN-002), ERROR where nothing could be judged.
+    assert "PASS" not in verdicts.values() and verdicts["TRN-001"] == "FAIL", verdicts
+    # 6 handshakes and one cleartext request, each at most 2 s, plus the suite's start-up.
+    assert wall < 60, f"the run took {wall:.0f} s: a probe is not bounded by its deadline"
