@@ -7,12 +7,13 @@ redacted evidence log, awaitable with ``wait_for``.
 """
 from __future__ import annotations
 
-from .core import Gatekeeper, PushResult, TokenSeen
+from .core import Gatekeeper, PushResult
 from .events import EventLog, redact
 from .media import MediaFetch
 from .script import Script
 from .settings import Settings
-from .users import Group, InboxItem, SimUser
+from .state import Group, TokenSeen
+from .users import InboxItem, SimUser
 
 __all__ = ["EventLog", "Gatekeeper", "Group", "InboxItem", "MediaFetch", "PushResult", "Script",
            "Settings", "SimUser", "TokenSeen", "redact"]

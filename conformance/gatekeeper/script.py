@@ -1,26 +1,22 @@
 """Scripting hooks: what the suite injects to see how a provider client reacts.
 
 Every call logs a ``scripted`` event first, so a report shows cause before effect. Faults are
-one-shot (or ``count``-shot) and consumed at a single named point: ``_take_fault`` (next
-request stanza), ``_take_connect_fault`` (next handshake), ``_take_enlistment_fault`` (next
-enlistment), ``_shape_delivery`` (next messages to a login).
+one-shot (or ``count``-shot) and queued in :class:`~.faults.Faults`, which the simulator
+drains at a single named point each (``take_request_fault``: next request stanza,
+``take_connect_fault``: next handshake, ``take_enlistment_fault``: next enlistment,
+``shape_delivery``: next messages to a login). This module sits above the state core: the
+core never imports it.
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import StanzaRejected
-from .stanzas import ERROR_CODES, fresh_id
-
-if TYPE_CHECKING:
-    from .core import Gatekeeper
-    from .users import SimUser
+from .stanzas import ERROR_CODES, error_stanza, fresh_id
+from .state import GatekeeperState, UserEndpoint
 
 __all__ = ["Script"]
 
@@ -35,13 +31,9 @@ def _code(code: str | int) -> int:
 
 
 class Script:
-    def __init__(self, gk: Gatekeeper) -> None:
+    def __init__(self, gk: GatekeeperState) -> None:
         self._gk = gk
-        self._faults: dict[str, deque[tuple[str | None, StanzaRejected]]] = {}
-        self._connect_faults: dict[str, deque[int]] = {}
-        self._enlist_faults: deque[str] = deque()
-        self._drop: dict[str, int] = {}
-        self._reorder: dict[str, tuple[int, list[pb.Stanza]]] = {}
+        self._faults = gk.faults
 
     def _note(self, action: str, login: str | None = None, **detail: object) -> None:
         self._gk.log.append("scripted", login, action=action, **detail)
@@ -54,41 +46,23 @@ class Script:
         ``un_enlisted`` also removes the enlistment and closes the connection."""
         exc = StanzaRejected(_code(code), detail or f"scripted {code}", "scripted", user=user,
                              retry_after_ms=retry_after_ms)
-        q = self._faults.setdefault(login, deque())
-        q.extend([(kind, exc)] * count)
+        self._faults.add_request_fault(login, kind, exc, count)
         self._note("fail_next", login, code=code, kind=kind, count=count, retry_after_ms=retry_after_ms)
 
     def rate_limit(self, login: str, retry_after_ms: int, *, kind: str | None = "message",
                    count: int = 1) -> None:
         self.fail_next(login, "rate_limited", kind=kind, count=count, retry_after_ms=retry_after_ms)
 
-    def _take_fault(self, login: str, kind: str) -> StanzaRejected | None:
-        q = self._faults.get(login)
-        if not q:
-            return None
-        for i, (k, exc) in enumerate(q):
-            if k is None or k == kind:
-                del q[i]
-                return exc
-        return None
-
     def fail_next_connect(self, login: str, code: str | int) -> None:
         """The next handshake of ``login`` ends with this error (``bad_token``,
         ``protocol_version``, ``un_enlisted``)."""
-        self._connect_faults.setdefault(login, deque()).append(_code(code))
+        self._faults.add_connect_fault(login, _code(code))
         self._note("fail_next_connect", login, code=code)
-
-    def _take_connect_fault(self, login: str) -> int | None:
-        q = self._connect_faults.get(login)
-        return q.popleft() if q else None
 
     def fail_next_enlistment(self, reason: str = "rate_limited", count: int = 1) -> None:
         """The next ``count`` valid enlistments are answered ``{"status":"fail","reason":...}``."""
-        self._enlist_faults.extend([reason] * count)
+        self._faults.add_enlistment_fault(reason, count)
         self._note("fail_next_enlistment", reason=reason, count=count)
-
-    def _take_enlistment_fault(self) -> str | None:
-        return self._enlist_faults.popleft() if self._enlist_faults else None
 
     def un_enlist(self, login: str) -> None:
         """Remove the enlistment now; a connected client gets ``un_enlisted`` and is closed."""
@@ -96,41 +70,19 @@ class Script:
         self._gk.unenlist(login, reason="scripted")
         session = self._gk.sessions.get(login)
         if session is not None:
-            from .stanzas import error_stanza
             session.reply(error_stanza("", pb.ERROR_CODE_UN_ENLISTED, "login is no longer enlisted"))
             session.close_soon(1008, "un_enlisted")
 
     # -- consent and notifications ----------------------------------------------------------------
-    def revoke_consent(self, user: SimUser, provider_id: str | None = None) -> list[str]:
+    def revoke_consent(self, user: UserEndpoint, provider_id: str | None = None) -> list[str]:
         """The user opts out (``provider_id`` None) or excludes one provider; every enlisted login
         concerned gets ``consent_revoked``. Returns the notified logins."""
         self._note("revoke_consent", None, user=user.id, provider=provider_id)
-        if provider_id is None:
-            user.consent = "not_opted_in"
-        else:
-            user.consent = "excluded"
-            user.excluded.add(provider_id)
-        return self._broadcast(pb.Notification(consent_revoked=pb.ConsentRevoked(user=user.id)),
-                               provider_id)
+        return self._gk.revoke_consent(user, provider_id)
 
-    def grant_consent(self, user: SimUser, provider_id: str | None = None) -> list[str]:
+    def grant_consent(self, user: UserEndpoint, provider_id: str | None = None) -> list[str]:
         self._note("grant_consent", None, user=user.id, provider=provider_id)
-        if provider_id is None:
-            user.consent, user.excluded = "opted_in", set()
-        else:
-            if user.consent == "not_opted_in":
-                user.excluded = set(self._gk.providers)
-            user.consent = "opted_in"
-            user.excluded.discard(provider_id)
-        return self._broadcast(pb.Notification(consent_granted=pb.ConsentGranted(user=user.id)),
-                               provider_id)
-
-    def _broadcast(self, note: pb.Notification, provider_id: str | None) -> list[str]:
-        logins = [a.login for a in self._gk.accounts.values()
-                  if provider_id is None or a.provider_id == provider_id]
-        for login in logins:
-            self._gk.notify(login, note)
-        return logins
+        return self._gk.grant_consent(user, provider_id)
 
     def low_pre_keys(self, login: str, count: int | None = None) -> str:
         acct = self._gk.accounts[login]
@@ -146,44 +98,24 @@ class Script:
         self._gk.deliver(login, stanza)
         return stanza.id
 
-    def block(self, user: SimUser, login: str) -> None:
+    def block(self, user: UserEndpoint, login: str) -> None:
         self._note("block", login, user=user.id)
         user.blocked.add(login)
 
-    def unblock(self, user: SimUser, login: str) -> None:
+    def unblock(self, user: UserEndpoint, login: str) -> None:
         self._note("unblock", login, user=user.id)
         user.blocked.discard(login)
 
     # -- delivery shaping ---------------------------------------------------------------------------
     def drop_next(self, login: str, n: int = 1) -> None:
         """The next ``n`` messages to ``login`` vanish (as a lossy network would lose them)."""
-        self._drop[login] = self._drop.get(login, 0) + n
+        self._faults.add_drop(login, n)
         self._note("drop_next", login, n=n)
 
     def reorder_next(self, login: str, n: int = 2) -> None:
         """Hold the next ``n`` messages to ``login`` and release them in reverse order."""
-        self._reorder[login] = (n, [])
+        self._faults.add_reorder(login, n)
         self._note("reorder_next", login, n=n)
-
-    def _shape_delivery(self, login: str, stanza: pb.Stanza) -> Iterator[pb.Stanza]:
-        if stanza.WhichOneof("body") != "message":
-            yield stanza
-            return
-        if self._drop.get(login):
-            self._drop[login] -= 1
-            self._gk.log.append("delivery_dropped", login, id=stanza.id)
-            return
-        if login in self._reorder:
-            n, held = self._reorder[login]
-            held.append(stanza)
-            if len(held) < n:
-                self._gk.log.append("delivery_held", login, id=stanza.id)
-                return
-            del self._reorder[login]
-            self._gk.log.append("delivery_reordered", login, ids=[s.id for s in reversed(held)])
-            yield from reversed(held)
-            return
-        yield stanza
 
     # -- media and connections ------------------------------------------------------------------------
     def tamper_media(self, direct_path: str, mode: str = "flip_byte") -> None:

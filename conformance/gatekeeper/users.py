@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -29,10 +29,13 @@ from reference_impl.wire import content_pb2 as cpb
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import take_bundle
+from .media import MediaFetch
 from .stanzas import fresh_id
+from .state import GatekeeperState, Group
 
-if TYPE_CHECKING:
-    from .core import Gatekeeper
+#: ``(direct_path, expected_enc_sha256, login=...)``: G fetches a provider-hosted blob (I/O the
+#: simulator owns; see :meth:`~.core.Gatekeeper.fetch_provider_media`).
+FetchMedia = Callable[..., Awaitable[MediaFetch]]
 
 __all__ = ["CONSENT", "Failure", "Group", "InboxItem", "MediaResult", "ReceiptRecord", "SimUser"]
 
@@ -42,12 +45,6 @@ _MEDIA_FIELDS = {"image": MediaType.IMAGE, "video": MediaType.VIDEO, "audio": Me
                  "document": MediaType.DOCUMENT, "sticker": MediaType.STICKER}
 _RECEIPTS = {"delivery": pb.RECEIPT_TYPE_DELIVERY, "read": pb.RECEIPT_TYPE_READ,
              "retry": pb.RECEIPT_TYPE_RETRY}
-
-
-@dataclass
-class Group:
-    group_id: str
-    members: list[str]
 
 
 @dataclass
@@ -113,11 +110,12 @@ def _bundle(kb: pb.KeyBundle) -> PreKeyBundle:
 
 
 class SimUser:
-    def __init__(self, gk: Gatekeeper, name: str, user_id: str, phone: str, consent: str,
-                 excluded: set[str]) -> None:
+    def __init__(self, gk: GatekeeperState, name: str, user_id: str, phone: str, consent: str,
+                 excluded: set[str], *, fetch_media: FetchMedia) -> None:
         if consent not in CONSENT:
             raise ValueError(f"consent must be one of {CONSENT}")
         self.gk = gk
+        self._fetch_media_blob = fetch_media
         self.name, self.id, self.phone = name, user_id, phone
         self.consent = consent
         #: Providers this user excludes (CON-002 "excluded this provider").
@@ -334,7 +332,8 @@ class SimUser:
         return mid
 
     # -- receiving ----------------------------------------------------------------------------------
-    def _receive(self, stanza: pb.Stanza) -> None:
+    def receive(self, stanza: pb.Stanza) -> None:
+        """A stanza G routes to this user (called by the core, after G's ack went out)."""
         body = stanza.WhichOneof("body")
         if body == "message":
             self._on_message(stanza)
@@ -432,16 +431,19 @@ class SimUser:
         self.send_content(r.sender, cpb.Message.FromString(sent.content), message_id=mid,
                           retry_count=r.retry_count, fresh_session=fresh)
 
-    def _on_reachability_ping(self, login: str) -> None:
+    def handle_reachability_ping(self, login: str) -> None:
+        """CON-001 from the user's side: note the ping; with ``on_ping == "grant"`` opt in."""
         self.pings.append(login)
         acct = self.gk.accounts.get(login)
         if self.on_ping == "grant" and acct is not None and not self.consent_for(acct.provider_id):
-            self.gk.script.grant_consent(self, acct.provider_id)
+            self.gk.log.append("scripted", None, action="grant_consent", user=self.id,
+                               provider=acct.provider_id)
+            self.gk.grant_consent(self, acct.provider_id)
 
     async def _fetch_media(self, item: InboxItem, media: Any, mt: MediaType) -> None:
         """MED-006 from G's side: fetch the provider blob, check hash, MAC, plaintext hash, length."""
-        result = await self.gk.fetch_provider_media(media.direct_path, bytes(media.file_enc_sha256),
-                                                    login=item.sender)
+        result = await self._fetch_media_blob(media.direct_path, bytes(media.file_enc_sha256),
+                                              login=item.sender)
         check = None
         plaintext = None
         if result.status != 200 or result.error:

@@ -180,9 +180,9 @@ class Tap:
 
     def _install(self) -> None:
         gk = self.kit.gk
-        if "enlist" in vars(gk) or "_authenticate" in vars(gk):
+        if "enlist" in vars(gk) or "authenticate" in vars(gk):
             raise RuntimeError("a gatekeeper tap is already installed")
-        real_enlist, real_auth = gk.enlist, gk._authenticate
+        real_enlist, real_auth = gk.enlist, gk.authenticate
 
         async def enlist(body: bytes, content_type: str, peer: str = "") -> Any:
             req = EnlistRequest(bytes(body), content_type, time.time())
@@ -210,7 +210,7 @@ class Tap:
             return await real_auth(remote_static, hello, session)
 
         gk.enlist = enlist  # type: ignore[method-assign]
-        gk._authenticate = authenticate  # type: ignore[method-assign]
+        gk.authenticate = authenticate  # type: ignore[method-assign]
         if self.capture_messages:
             real_handle = routing.handle
 
@@ -226,7 +226,7 @@ class Tap:
 
     def _uninstall(self) -> None:
         vars(self.kit.gk).pop("enlist", None)
-        vars(self.kit.gk).pop("_authenticate", None)
+        vars(self.kit.gk).pop("authenticate", None)
         if self._handle is not None and routing.handle is self._handle[1]:
             routing.handle = self._handle[0]  # type: ignore[assignment]
 
