@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .observe import SimulatedServerError
 from .state import GatekeeperState
 
 __all__ = ["make_app"]
@@ -96,7 +97,11 @@ def make_app(gk: GatekeeperState, *, enlist: Enlist,
                               detail=f"body above {gk.settings.max_enlist_body} bytes", peer=peer)
                 await _json(send, 413, {"status": "fail", "reason": "malformed"})
                 return
-            result = await enlist(body, _header(scope, b"content-type"), peer)
+            try:
+                result = await enlist(body, _header(scope, b"content-type"), peer)
+            except SimulatedServerError:
+                await _respond(send, 500, b"", content_type=None)
+                return
             await _json(send, 200, result)
             return
         if path == JWKS_PATH and method in ("GET", "HEAD"):

@@ -142,7 +142,7 @@ class ChatSession:
         return data
 
     async def _handshake(self) -> None:
-        responder = NoiseResponder(self.gk.noise_private)
+        responder = NoiseResponder(self.gk.handshake_noise_private())
         try:
             msg1 = await self._frame()
             if len(msg1) != _MSG1_SIZE:

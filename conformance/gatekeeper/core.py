@@ -126,11 +126,14 @@ class Gatekeeper(GatekeeperState):
 
     def register_provider(self, provider_id: str, jwks_url: str, push_url: str, media_base: str,
                           issuer: str, audience: str | None = None, *,
-                          ca_certificates: str | None = None) -> Provider:
+                          ca_certificates: str | None = None, verify_tls: bool = True) -> Provider:
         """Tell G about a provider: its JWKS, push receiver, media base and token issuer.
-        ``audience`` is the ``aud`` of G's push tokens (defaults to ``provider_id``)."""
+        ``audience`` is the ``aud`` of G's push tokens (defaults to ``provider_id``);
+        ``verify_tls`` False: G does not verify the provider's certificate (``--insecure``)."""
         verify: Any = True
-        if ca_certificates:
+        if not verify_tls:
+            verify = False
+        elif ca_certificates:
             verify = ssl.create_default_context(cadata=ca_certificates)
         provider = Provider(provider_id, jwks_url, push_url, media_base.rstrip("/"), issuer,
                             audience or provider_id, integrator=len(self.providers) + 1,

@@ -13,6 +13,7 @@ from reference_impl.wire import stanzas_pb2 as pb
 from .directory import ProviderAccount
 from .enlistment import EnlistmentRejected, check_version
 from .identity import TokenVerifier
+from .observe import HandshakeRecord
 from .state import Connection, GatekeeperState, TokenSeen
 
 __all__ = ["HandshakeRejected", "authenticate"]
@@ -28,6 +29,11 @@ class HandshakeRejected(Exception):
 
 async def authenticate(state: GatekeeperState, verifier: TokenVerifier, remote_static: bytes,
                        hello: ClientHello, session: Connection) -> ProviderAccount:
+    if state.recordings:
+        record = HandshakeRecord(bytes(remote_static), hello.login, hello.jwt,
+                                 hello.protocol_version, state.settings.clock())
+        for rec in state.recordings:
+            rec.handshakes.append(record)
     un = pb.ERROR_CODE_UN_ENLISTED
     acct = state.account_for_authkey(remote_static)
     if acct is None:

@@ -20,6 +20,9 @@ M = pb.ERROR_CODE_MALFORMED
 
 async def handle(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> None:
     body = st.WhichOneof("body")
+    if body == "message":
+        for rec in gk.recordings:
+            rec.note_message(s.login, st.message)
     assert s.login is not None and s.account is not None
     if body in CLIENT_ANSWERS:
         _on_answer(gk, s, st, body)

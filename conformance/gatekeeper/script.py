@@ -10,11 +10,16 @@ core never imports it.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import StanzaRejected
+from .observe import EnlistmentOverride, EnlistmentRecord, Recording
 from .stanzas import ERROR_CODES, error_stanza, fresh_id
 from .state import GatekeeperState, UserEndpoint
 
@@ -72,6 +77,64 @@ class Script:
         if session is not None:
             session.reply(error_stanza("", pb.ERROR_CODE_UN_ENLISTED, "login is no longer enlisted"))
             session.close_soon(1008, "un_enlisted")
+
+    # -- watching and answering enlistments and handshakes (see :mod:`.observe`) -----------------
+    def start_recording(self) -> Recording:
+        """Keep raw enlistment requests, handshake payloads and client message stanzas from now
+        until :meth:`stop_recording`. Recordings are independent; each sees everything."""
+        rec = Recording()
+        self._gk.recordings.append(rec)
+        return rec
+
+    def stop_recording(self, rec: Recording) -> None:
+        if rec in self._gk.recordings:
+            self._gk.recordings.remove(rec)
+
+    @contextmanager
+    def recording(self) -> Iterator[Recording]:
+        rec = self.start_recording()
+        try:
+            yield rec
+        finally:
+            self.stop_recording(rec)
+
+    def override_enlistments(self, *, substitute: Callable[[EnlistmentRecord], Any] | None = None,
+                             force_ok: Callable[[EnlistmentRecord], bool] | None = None
+                             ) -> EnlistmentOverride:
+        """Answer the enlistments ``substitute`` / ``force_ok`` pick otherwise than G would
+        (ENL-007, TRN-006), until :meth:`end_override`. Each callable sees every request and
+        picks its own (e.g. by the token's ``sub``), so overrides of two checks do not mix."""
+        o = EnlistmentOverride(substitute, force_ok)
+        self._gk.enlistment_overrides.append(o)
+        self._note("override_enlistments", substitute=substitute is not None,
+                   force_ok=force_ok is not None)
+        return o
+
+    def end_override(self, override: EnlistmentOverride) -> None:
+        if override in self._gk.enlistment_overrides:
+            self._gk.enlistment_overrides.remove(override)
+            self._note("end_override")
+
+    def present_wrong_noise_key(self, key: bytes | None = None) -> bytes:
+        """Handshakes that start from now on get a static key other than the published one
+        (CHN-003), until :meth:`restore_noise_key` with the returned key. G cannot tell who is
+        connecting before handshake message 3, so this applies to every handshake in the
+        window, not to one login: keep the window short."""
+        impostor = key or secrets.token_bytes(32)
+        self._gk.noise_impostors.append(impostor)
+        self._note("present_wrong_noise_key")
+        return impostor
+
+    def restore_noise_key(self, key: bytes) -> None:
+        if key in self._gk.noise_impostors:
+            self._gk.noise_impostors.remove(key)
+            self._note("restore_noise_key")
+
+    def seed_blocklist(self, login: str, *users: str) -> None:
+        """Add ``users`` to the blocklist G stores for ``login`` (as another device of the same
+        user would have): the client learns them with ``blocklist_get`` (CON-006)."""
+        self._note("seed_blocklist", login, users=list(users))
+        self._gk.accounts[login].blocklist.update(users)
 
     # -- consent and notifications ----------------------------------------------------------------
     def revoke_consent(self, user: UserEndpoint, provider_id: str | None = None) -> list[str]:

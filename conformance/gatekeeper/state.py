@@ -26,6 +26,7 @@ from .events import EventLog
 from .faults import Faults
 from .mailbox import Mailbox, MailboxFull
 from .media import GMediaStore
+from .observe import EnlistmentOverride, Recording
 from .providers import Provider
 from .settings import Settings
 from .stanzas import fresh_id
@@ -108,6 +109,15 @@ class GatekeeperState:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: The last user JWTs presented at enlistment and handshake, newest last.
         self.tokens_seen: deque[TokenSeen] = deque(maxlen=1000)
+        #: Open recordings and enlistment overrides (see :mod:`.observe`; opened by the script).
+        self.recordings: list[Recording] = []
+        self.enlistment_overrides: list[EnlistmentOverride] = []
+        #: Static keys presented instead of the published one while set (CHN-003), newest last.
+        self.noise_impostors: list[bytes] = []
+
+    def handshake_noise_private(self) -> bytes:
+        """The Noise static key G uses for a handshake starting now."""
+        return self.noise_impostors[-1] if self.noise_impostors else self.noise_private
 
     # -- time and background work --------------------------------------------------------------
     def now_ms(self) -> int:
