@@ -7,12 +7,15 @@ redacted evidence log, awaitable with ``wait_for``.
 """
 from __future__ import annotations
 
-from .core import Gatekeeper, PushResult, TokenSeen
+from .core import Gatekeeper, PushResult
 from .events import EventLog, redact
 from .media import MediaFetch
+from .observe import HTTP_500, EnlistmentOverride, EnlistmentRecord, HandshakeRecord, Recording
 from .script import Script
 from .settings import Settings
-from .users import Group, InboxItem, SimUser
+from .state import Group, TokenSeen
+from .users import InboxItem, SimUser
 
-__all__ = ["EventLog", "Gatekeeper", "Group", "InboxItem", "MediaFetch", "PushResult", "Script",
+__all__ = ["HTTP_500", "EnlistmentOverride", "EnlistmentRecord", "EventLog", "Gatekeeper", "Group",
+           "HandshakeRecord", "InboxItem", "MediaFetch", "PushResult", "Recording", "Script",
            "Settings", "SimUser", "TokenSeen", "redact"]

@@ -1,18 +1,18 @@
 """The simulator's one ASGI app: enlistment, G's JWKS, G-hosted media and the chat WebSocket.
 
 A plain ASGI callable (no framework): four routes, and full control over how much of a
-request body is read before it is refused.
+request body is read before it is refused. It reads the state core (settings, log, G's keys,
+the media store) and hands enlistment bodies and WebSockets to the edges it is given, so it
+imports neither the edges' logic nor the simulator that wires it.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .chat import ChatSession
-
-if TYPE_CHECKING:
-    from .core import Gatekeeper
+from .observe import SimulatedServerError
+from .state import GatekeeperState
 
 __all__ = ["make_app"]
 
@@ -20,6 +20,10 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 JWKS_PATH = "/.well-known/oauth/openid/jwks"
+#: ``(body, content_type, peer)`` -> G's JSON answer (:func:`.enlist_handler.enlist`).
+Enlist = Callable[[bytes, str, str], Awaitable[dict[str, str]]]
+#: Runs one chat WebSocket to its end (:meth:`.chat.ChatSession.run`).
+Chat = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def _respond(send: Send, status: int, body: bytes = b"", *,
@@ -62,7 +66,8 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def make_app(gk: Gatekeeper) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def make_app(gk: GatekeeperState, *, enlist: Enlist,
+             chat: Chat) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
@@ -78,7 +83,7 @@ def make_app(gk: Gatekeeper) -> Callable[[Scope, Receive, Send], Awaitable[None]
             if path != "/chat":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await ChatSession(gk, scope, receive, send).run()
+            await chat(scope, receive, send)
             return
         method = scope.get("method", "GET")
         peer = "{}:{}".format(*(scope.get("client") or ("?", "?")))
@@ -92,7 +97,11 @@ def make_app(gk: Gatekeeper) -> Callable[[Scope, Receive, Send], Awaitable[None]
                               detail=f"body above {gk.settings.max_enlist_body} bytes", peer=peer)
                 await _json(send, 413, {"status": "fail", "reason": "malformed"})
                 return
-            result = await gk.enlist(body, _header(scope, b"content-type"), peer)
+            try:
+                result = await enlist(body, _header(scope, b"content-type"), peer)
+            except SimulatedServerError:
+                await _respond(send, 500, b"", content_type=None)
+                return
             await _json(send, 200, result)
             return
         if path == JWKS_PATH and method in ("GET", "HEAD"):

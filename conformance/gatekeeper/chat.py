@@ -1,9 +1,11 @@
 """One chat-channel connection (spec §5.1): WebSocket → Noise XX → stanzas.
 
 ``ChatSession.run`` is the asyncio driver around the sans-IO pieces (``NoiseResponder``,
-``parse_stanza``): it authenticates the handshake through the gatekeeper, then reads frames
-and hands each stanza to :mod:`.routing`, while one writer task encrypts and sends, in order,
-G's answers and the login's mailbox. Every failure here ends this connection only.
+``parse_stanza``): it authenticates the handshake through the ``authenticate`` callable it is
+given (:func:`.handshake.authenticate`), then reads frames and hands each stanza to ``handle``
+(:func:`.routing.handle`), while one writer task encrypts and sends, in order, G's answers and
+the login's mailbox. Every failure here ends this connection only. It knows the state core
+(settings, log, mailbox, the connection registry) and nothing above it.
 """
 from __future__ import annotations
 
@@ -11,33 +13,28 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reference_impl.channel import ChannelError, ClientHello, NoiseResponder, NoiseTransport
 from reference_impl.wire import stanzas_pb2 as pb
 
+from .directory import ProviderAccount
+from .handshake import HandshakeRejected
 from .stanzas import FrameError, code_name, describe, error_stanza, fresh_id, parse_stanza
-
-if TYPE_CHECKING:
-    from .core import Gatekeeper
-    from .directory import ProviderAccount
+from .state import GatekeeperState
 
 __all__ = ["SUBPROTOCOL", "ChatSession", "HandshakeRejected"]
 
 SUBPROTOCOL = "interop.v1"
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: ``(remote_static, hello, session)`` -> the account, or raises :class:`HandshakeRejected`.
+Authenticate = Callable[[bytes, ClientHello, "ChatSession"], Awaitable[ProviderAccount]]
+#: ``(session, stanza)``: G's answer to one stanza a client sent.
+Handle = Callable[["ChatSession", pb.Stanza], Awaitable[None]]
 _conn_ids = itertools.count(1)
 #: ``-> e`` with an empty payload: one 32-byte X25519 key and nothing else.
 _MSG1_SIZE = 32
-
-
-class HandshakeRejected(Exception):
-    """The handshake completed cryptographically but G refuses the client (§5.1)."""
-
-    def __init__(self, code: int, detail: str, requirement: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail, self.requirement = code, detail, requirement
 
 
 class _Closed(Exception):
@@ -45,8 +42,10 @@ class _Closed(Exception):
 
 
 class ChatSession:
-    def __init__(self, gk: Gatekeeper, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    def __init__(self, gk: GatekeeperState, scope: dict[str, Any], receive: Receive, send: Send, *,
+                 authenticate: Authenticate, handle: Handle) -> None:
         self.gk = gk
+        self._authenticate, self._handle = authenticate, handle
         self.conn = f"c{next(_conn_ids)}"
         self.peer = "{}:{}".format(*(scope.get("client") or ("?", "?")))
         self._scope, self._receive, self._send = scope, receive, send
@@ -86,7 +85,7 @@ class ChatSession:
         writer: asyncio.Task[None] | None = None
         keepalive: asyncio.Task[None] | None = None
         reason = "closed by peer"
-        self.gk._conns.add(self)
+        self.gk.connections.add(self)
         try:
             self._hs = asyncio.create_task(self._handshake())
             done, _ = await asyncio.wait({self._hs}, timeout=self.gk.settings.handshake_timeout_s)
@@ -118,8 +117,8 @@ class ChatSession:
                     task.cancel()
             for fut in self.pongs.values():
                 fut.cancel()
-            self.gk._detach(self)
-            self.gk._conns.discard(self)
+            self.gk.detach(self)
+            self.gk.connections.discard(self)
             if self._closing:
                 reason = self._closing[1]
             self.log("disconnected", reason=reason,
@@ -143,7 +142,7 @@ class ChatSession:
         return data
 
     async def _handshake(self) -> None:
-        responder = NoiseResponder(self.gk.noise_private)
+        responder = NoiseResponder(self.gk.handshake_noise_private())
         try:
             msg1 = await self._frame()
             if len(msg1) != _MSG1_SIZE:
@@ -160,13 +159,13 @@ class ChatSession:
         assert self.transport is not None
         try:
             hello = ClientHello.decode(payload)
-            account = await self.gk._authenticate(self.transport.remote_static, hello, self)
+            account = await self._authenticate(self.transport.remote_static, hello, self)
         except ChannelError as exc:
             await self._refuse(HandshakeRejected(pb.ERROR_CODE_MALFORMED, str(exc), "CHN-004"))
         except HandshakeRejected as exc:
             await self._refuse(exc)
         self.login, self.account = account.login, account
-        self.gk._attach(self)
+        self.gk.attach(self)
         self.log("connected", peer=self.peer, protocol_version=hello.protocol_version)
 
     async def _refuse(self, exc: HandshakeRejected) -> None:
@@ -176,8 +175,6 @@ class ChatSession:
         await self._close(1008, code_name(exc.code))
 
     async def _read_loop(self) -> None:
-        from .routing import handle  # routing imports core types; keep the cycle lazy
-
         while True:
             frame = await self._frame()
             assert self.transport is not None
@@ -191,7 +188,7 @@ class ChatSession:
                 self.log("stanza_received", type="unparseable", size=len(plaintext))
                 await self._fail(exc)
             self.log("stanza_received", **describe(stanza, len(plaintext)))
-            await handle(self.gk, self, stanza)
+            await self._handle(self, stanza)
 
     # -- sending -----------------------------------------------------------------------------------
     def reply(self, stanza: pb.Stanza) -> None:

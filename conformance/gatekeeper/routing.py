@@ -6,24 +6,23 @@ open. Requirement IDs sit next to the check that enforces or observes them.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from reference_impl.wire import stanzas_pb2 as pb
 
+from .chat import ChatSession
 from .directory import StanzaRejected, take_bundle, upload_pre_keys
 from .stanzas import CLIENT_ANSWERS, CLIENT_REQUESTS, ID_RE, code_name, error_stanza
-
-if TYPE_CHECKING:
-    from .chat import ChatSession
-    from .core import Gatekeeper
+from .state import GatekeeperState
 
 __all__ = ["handle"]
 
 M = pb.ERROR_CODE_MALFORMED
 
 
-async def handle(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> None:
+async def handle(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> None:
     body = st.WhichOneof("body")
+    if body == "message":
+        for rec in gk.recordings:
+            rec.note_message(s.login, st.message)
     assert s.login is not None and s.account is not None
     if body in CLIENT_ANSWERS:
         _on_answer(gk, s, st, body)
@@ -38,7 +37,7 @@ async def handle(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> None:
         if st.id in s.request_ids and not resend:
             s.log("violation", requirement="CHN-006", detail=f"request id {st.id} reused")
         s.request_ids.append(st.id)
-        injected = gk.script._take_fault(s.login, body)
+        injected = gk.faults.take_request_fault(s.login, body)
         if injected is not None:
             if injected.code == pb.ERROR_CODE_UN_ENLISTED:
                 gk.unenlist(s.login, reason="scripted")
@@ -56,11 +55,11 @@ async def handle(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> None:
             s.close_soon(1008, "un_enlisted")
 
 
-def _ack(gk: Gatekeeper) -> pb.Stanza:
+def _ack(gk: GatekeeperState) -> pb.Stanza:
     return pb.Stanza(ack=pb.Ack(timestamp_ms=gk.now_ms()))
 
 
-def _on_answer(gk: Gatekeeper, s: ChatSession, st: pb.Stanza, body: str) -> None:
+def _on_answer(gk: GatekeeperState, s: ChatSession, st: pb.Stanza, body: str) -> None:
     assert s.login is not None
     if body == "pong":
         fut = s.pongs.pop(st.id, None)
@@ -83,7 +82,7 @@ def _on_answer(gk: Gatekeeper, s: ChatSession, st: pb.Stanza, body: str) -> None
     s.kick()
 
 
-async def _message(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _message(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     m = st.message
     # ENL-006: the sender is the login the client enlisted and connected with.
     if m.sender != s.login:
@@ -108,7 +107,7 @@ async def _message(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza |
     return _ack(gk)
 
 
-async def _receipt(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _receipt(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.login is not None
     r = st.receipt
     if r.type not in (pb.RECEIPT_TYPE_DELIVERY, pb.RECEIPT_TYPE_READ, pb.RECEIPT_TYPE_RETRY):
@@ -125,11 +124,11 @@ async def _receipt(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza |
     return _ack(gk)
 
 
-async def _ping(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _ping(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     return pb.Stanza(pong=pb.Pong())
 
 
-async def _key_fetch(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _key_fetch(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.login is not None
     target = st.key_fetch.user
     user = gk.users.get(target)
@@ -146,7 +145,7 @@ async def _key_fetch(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza
     return pb.Stanza(key_bundle=bundle)
 
 
-async def _pre_key_upload(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _pre_key_upload(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.account is not None
     cfg = gk.settings
     added, rotated = upload_pre_keys(s.account, st.pre_key_upload, max_held=cfg.max_one_time_pre_keys,
@@ -157,13 +156,13 @@ async def _pre_key_upload(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.S
     return _ack(gk)
 
 
-async def _blocklist_get(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _blocklist_get(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.account is not None
     s.log("blocklist_read", users=sorted(s.account.blocklist))
     return pb.Stanza(blocklist=pb.Blocklist(users=sorted(s.account.blocklist)))
 
 
-async def _blocklist_set(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _blocklist_set(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.account is not None
     b = st.blocklist_set
     if len(b.add) + len(b.remove) > 1000 or len(s.account.blocklist) + len(b.add) > 10_000:
@@ -175,7 +174,7 @@ async def _blocklist_set(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.St
     return _ack(gk)
 
 
-async def _deletion_request(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _deletion_request(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     # §8 / CON-008: ack, delete enlistment, keys and mailbox, then close.
     assert s.login is not None
     s.log("deletion_requested", reason=pb.DeletionReason.Name(st.deletion_request.reason)
@@ -185,7 +184,7 @@ async def _deletion_request(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb
     return _ack(gk)
 
 
-async def _reachability_ping(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+async def _reachability_ping(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.login is not None
     # CON-001: allowed whatever the recipient's consent; it carries no content.
     user = gk.find_user(st.reachability_ping.recipient)
@@ -193,7 +192,7 @@ async def _reachability_ping(gk: Gatekeeper, s: ChatSession, st: pb.Stanza) -> p
         raise StanzaRejected(pb.ERROR_CODE_UNKNOWN_USER, "no such gatekeeper user",
                              user=st.reachability_ping.recipient)
     s.log("reachability_ping", user=user.id, consent=user.consent_for(s.account.provider_id if s.account else ""))
-    user._on_reachability_ping(s.login)
+    user.handle_reachability_ping(s.login)
     return _ack(gk)
 
 

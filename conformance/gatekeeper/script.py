@@ -1,26 +1,27 @@
 """Scripting hooks: what the suite injects to see how a provider client reacts.
 
 Every call logs a ``scripted`` event first, so a report shows cause before effect. Faults are
-one-shot (or ``count``-shot) and consumed at a single named point: ``_take_fault`` (next
-request stanza), ``_take_connect_fault`` (next handshake), ``_take_enlistment_fault`` (next
-enlistment), ``_shape_delivery`` (next messages to a login).
+one-shot (or ``count``-shot) and queued in :class:`~.faults.Faults`, which the simulator
+drains at a single named point each (``take_request_fault``: next request stanza,
+``take_connect_fault``: next handshake, ``take_enlistment_fault``: next enlistment,
+``shape_delivery``: next messages to a login). This module sits above the state core: the
+core never imports it.
 """
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-from collections import deque
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import StanzaRejected
-from .stanzas import ERROR_CODES, fresh_id
-
-if TYPE_CHECKING:
-    from .core import Gatekeeper
-    from .users import SimUser
+from .observe import EnlistmentOverride, EnlistmentRecord, Recording
+from .stanzas import ERROR_CODES, error_stanza, fresh_id
+from .state import GatekeeperState, UserEndpoint
 
 __all__ = ["Script"]
 
@@ -35,13 +36,9 @@ def _code(code: str | int) -> int:
 
 
 class Script:
-    def __init__(self, gk: Gatekeeper) -> None:
+    def __init__(self, gk: GatekeeperState) -> None:
         self._gk = gk
-        self._faults: dict[str, deque[tuple[str | None, StanzaRejected]]] = {}
-        self._connect_faults: dict[str, deque[int]] = {}
-        self._enlist_faults: deque[str] = deque()
-        self._drop: dict[str, int] = {}
-        self._reorder: dict[str, tuple[int, list[pb.Stanza]]] = {}
+        self._faults = gk.faults
 
     def _note(self, action: str, login: str | None = None, **detail: object) -> None:
         self._gk.log.append("scripted", login, action=action, **detail)
@@ -54,41 +51,23 @@ class Script:
         ``un_enlisted`` also removes the enlistment and closes the connection."""
         exc = StanzaRejected(_code(code), detail or f"scripted {code}", "scripted", user=user,
                              retry_after_ms=retry_after_ms)
-        q = self._faults.setdefault(login, deque())
-        q.extend([(kind, exc)] * count)
+        self._faults.add_request_fault(login, kind, exc, count)
         self._note("fail_next", login, code=code, kind=kind, count=count, retry_after_ms=retry_after_ms)
 
     def rate_limit(self, login: str, retry_after_ms: int, *, kind: str | None = "message",
                    count: int = 1) -> None:
         self.fail_next(login, "rate_limited", kind=kind, count=count, retry_after_ms=retry_after_ms)
 
-    def _take_fault(self, login: str, kind: str) -> StanzaRejected | None:
-        q = self._faults.get(login)
-        if not q:
-            return None
-        for i, (k, exc) in enumerate(q):
-            if k is None or k == kind:
-                del q[i]
-                return exc
-        return None
-
     def fail_next_connect(self, login: str, code: str | int) -> None:
         """The next handshake of ``login`` ends with this error (``bad_token``,
         ``protocol_version``, ``un_enlisted``)."""
-        self._connect_faults.setdefault(login, deque()).append(_code(code))
+        self._faults.add_connect_fault(login, _code(code))
         self._note("fail_next_connect", login, code=code)
-
-    def _take_connect_fault(self, login: str) -> int | None:
-        q = self._connect_faults.get(login)
-        return q.popleft() if q else None
 
     def fail_next_enlistment(self, reason: str = "rate_limited", count: int = 1) -> None:
         """The next ``count`` valid enlistments are answered ``{"status":"fail","reason":...}``."""
-        self._enlist_faults.extend([reason] * count)
+        self._faults.add_enlistment_fault(reason, count)
         self._note("fail_next_enlistment", reason=reason, count=count)
-
-    def _take_enlistment_fault(self) -> str | None:
-        return self._enlist_faults.popleft() if self._enlist_faults else None
 
     def un_enlist(self, login: str) -> None:
         """Remove the enlistment now; a connected client gets ``un_enlisted`` and is closed."""
@@ -96,41 +75,77 @@ class Script:
         self._gk.unenlist(login, reason="scripted")
         session = self._gk.sessions.get(login)
         if session is not None:
-            from .stanzas import error_stanza
             session.reply(error_stanza("", pb.ERROR_CODE_UN_ENLISTED, "login is no longer enlisted"))
             session.close_soon(1008, "un_enlisted")
 
+    # -- watching and answering enlistments and handshakes (see :mod:`.observe`) -----------------
+    def start_recording(self) -> Recording:
+        """Keep raw enlistment requests, handshake payloads and client message stanzas from now
+        until :meth:`stop_recording`. Recordings are independent; each sees everything."""
+        rec = Recording()
+        self._gk.recordings.append(rec)
+        return rec
+
+    def stop_recording(self, rec: Recording) -> None:
+        if rec in self._gk.recordings:
+            self._gk.recordings.remove(rec)
+
+    @contextmanager
+    def recording(self) -> Iterator[Recording]:
+        rec = self.start_recording()
+        try:
+            yield rec
+        finally:
+            self.stop_recording(rec)
+
+    def override_enlistments(self, *, substitute: Callable[[EnlistmentRecord], Any] | None = None,
+                             force_ok: Callable[[EnlistmentRecord], bool] | None = None
+                             ) -> EnlistmentOverride:
+        """Answer the enlistments ``substitute`` / ``force_ok`` pick otherwise than G would
+        (ENL-007, TRN-006), until :meth:`end_override`. Each callable sees every request and
+        picks its own (e.g. by the token's ``sub``), so overrides of two checks do not mix."""
+        o = EnlistmentOverride(substitute, force_ok)
+        self._gk.enlistment_overrides.append(o)
+        self._note("override_enlistments", substitute=substitute is not None,
+                   force_ok=force_ok is not None)
+        return o
+
+    def end_override(self, override: EnlistmentOverride) -> None:
+        if override in self._gk.enlistment_overrides:
+            self._gk.enlistment_overrides.remove(override)
+            self._note("end_override")
+
+    def present_wrong_noise_key(self, key: bytes | None = None) -> bytes:
+        """Handshakes that start from now on get a static key other than the published one
+        (CHN-003), until :meth:`restore_noise_key` with the returned key. G cannot tell who is
+        connecting before handshake message 3, so this applies to every handshake in the
+        window, not to one login: keep the window short."""
+        impostor = key or secrets.token_bytes(32)
+        self._gk.noise_impostors.append(impostor)
+        self._note("present_wrong_noise_key")
+        return impostor
+
+    def restore_noise_key(self, key: bytes) -> None:
+        if key in self._gk.noise_impostors:
+            self._gk.noise_impostors.remove(key)
+            self._note("restore_noise_key")
+
+    def seed_blocklist(self, login: str, *users: str) -> None:
+        """Add ``users`` to the blocklist G stores for ``login`` (as another device of the same
+        user would have): the client learns them with ``blocklist_get`` (CON-006)."""
+        self._note("seed_blocklist", login, users=list(users))
+        self._gk.accounts[login].blocklist.update(users)
+
     # -- consent and notifications ----------------------------------------------------------------
-    def revoke_consent(self, user: SimUser, provider_id: str | None = None) -> list[str]:
+    def revoke_consent(self, user: UserEndpoint, provider_id: str | None = None) -> list[str]:
         """The user opts out (``provider_id`` None) or excludes one provider; every enlisted login
         concerned gets ``consent_revoked``. Returns the notified logins."""
         self._note("revoke_consent", None, user=user.id, provider=provider_id)
-        if provider_id is None:
-            user.consent = "not_opted_in"
-        else:
-            user.consent = "excluded"
-            user.excluded.add(provider_id)
-        return self._broadcast(pb.Notification(consent_revoked=pb.ConsentRevoked(user=user.id)),
-                               provider_id)
+        return self._gk.revoke_consent(user, provider_id)
 
-    def grant_consent(self, user: SimUser, provider_id: str | None = None) -> list[str]:
+    def grant_consent(self, user: UserEndpoint, provider_id: str | None = None) -> list[str]:
         self._note("grant_consent", None, user=user.id, provider=provider_id)
-        if provider_id is None:
-            user.consent, user.excluded = "opted_in", set()
-        else:
-            if user.consent == "not_opted_in":
-                user.excluded = set(self._gk.providers)
-            user.consent = "opted_in"
-            user.excluded.discard(provider_id)
-        return self._broadcast(pb.Notification(consent_granted=pb.ConsentGranted(user=user.id)),
-                               provider_id)
-
-    def _broadcast(self, note: pb.Notification, provider_id: str | None) -> list[str]:
-        logins = [a.login for a in self._gk.accounts.values()
-                  if provider_id is None or a.provider_id == provider_id]
-        for login in logins:
-            self._gk.notify(login, note)
-        return logins
+        return self._gk.grant_consent(user, provider_id)
 
     def low_pre_keys(self, login: str, count: int | None = None) -> str:
         acct = self._gk.accounts[login]
@@ -146,44 +161,24 @@ class Script:
         self._gk.deliver(login, stanza)
         return stanza.id
 
-    def block(self, user: SimUser, login: str) -> None:
+    def block(self, user: UserEndpoint, login: str) -> None:
         self._note("block", login, user=user.id)
         user.blocked.add(login)
 
-    def unblock(self, user: SimUser, login: str) -> None:
+    def unblock(self, user: UserEndpoint, login: str) -> None:
         self._note("unblock", login, user=user.id)
         user.blocked.discard(login)
 
     # -- delivery shaping ---------------------------------------------------------------------------
     def drop_next(self, login: str, n: int = 1) -> None:
         """The next ``n`` messages to ``login`` vanish (as a lossy network would lose them)."""
-        self._drop[login] = self._drop.get(login, 0) + n
+        self._faults.add_drop(login, n)
         self._note("drop_next", login, n=n)
 
     def reorder_next(self, login: str, n: int = 2) -> None:
         """Hold the next ``n`` messages to ``login`` and release them in reverse order."""
-        self._reorder[login] = (n, [])
+        self._faults.add_reorder(login, n)
         self._note("reorder_next", login, n=n)
-
-    def _shape_delivery(self, login: str, stanza: pb.Stanza) -> Iterator[pb.Stanza]:
-        if stanza.WhichOneof("body") != "message":
-            yield stanza
-            return
-        if self._drop.get(login):
-            self._drop[login] -= 1
-            self._gk.log.append("delivery_dropped", login, id=stanza.id)
-            return
-        if login in self._reorder:
-            n, held = self._reorder[login]
-            held.append(stanza)
-            if len(held) < n:
-                self._gk.log.append("delivery_held", login, id=stanza.id)
-                return
-            del self._reorder[login]
-            self._gk.log.append("delivery_reordered", login, ids=[s.id for s in reversed(held)])
-            yield from reversed(held)
-            return
-        yield stanza
 
     # -- media and connections ------------------------------------------------------------------------
     def tamper_media(self, direct_path: str, mode: str = "flip_byte") -> None:

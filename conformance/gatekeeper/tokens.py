@@ -70,19 +70,42 @@ class SigningKey:
 
 class GatekeeperKeys:
     """G's JWK Set. ``rotate`` publishes a new key and signs with it from then on (the old key
-    stays published), which lets the suite check that providers refetch on an unknown kid."""
+    stays published), which lets the suite check that providers refetch on an unknown kid.
+    ``publish`` adds a key without signing with it, and ``retire`` withdraws one: a check can
+    sign its own tokens with a fresh published key while G's other tokens stay unchanged."""
 
     def __init__(self, alg: str = "EdDSA") -> None:
         self.keys = [SigningKey(alg)]
+        self._current = self.keys[0]
 
     @property
     def current(self) -> SigningKey:
-        return self.keys[-1]
+        """The key G signs its push and media tokens with."""
+        return self._current
 
     def rotate(self, alg: str = "EdDSA", *, retire_old: bool = False) -> SigningKey:
         key = SigningKey(alg)
         self.keys = [key] if retire_old else self.keys + [key]
+        self._current = key
         return key
+
+    def publish(self, alg: str = "EdDSA") -> SigningKey:
+        """A new key in the JWK Set; G keeps signing with :attr:`current`."""
+        key = SigningKey(alg)
+        self.keys = self.keys + [key]
+        return key
+
+    def retire(self, kid: str) -> None:
+        """Withdraw a key from the JWK Set; retiring the current key makes the newest remaining
+        one current. The last key cannot be retired (G must always be able to sign)."""
+        remaining = [k for k in self.keys if k.kid != kid]
+        if len(remaining) == len(self.keys):
+            raise KeyError(f"no published key {kid!r}")
+        if not remaining:
+            raise ValueError("cannot retire G's only signing key")
+        self.keys = remaining
+        if self._current.kid == kid:
+            self._current = remaining[-1]
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in self.keys]}

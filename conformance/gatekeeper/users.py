@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -29,10 +29,13 @@ from reference_impl.wire import content_pb2 as cpb
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import take_bundle
+from .media import MediaFetch
 from .stanzas import fresh_id
+from .state import GatekeeperState, Group
 
-if TYPE_CHECKING:
-    from .core import Gatekeeper
+#: ``(direct_path, expected_enc_sha256, login=...)``: G fetches a provider-hosted blob (I/O the
+#: simulator owns; see :meth:`~.core.Gatekeeper.fetch_provider_media`).
+FetchMedia = Callable[..., Awaitable[MediaFetch]]
 
 __all__ = ["CONSENT", "Failure", "Group", "InboxItem", "MediaResult", "ReceiptRecord", "SimUser"]
 
@@ -42,12 +45,6 @@ _MEDIA_FIELDS = {"image": MediaType.IMAGE, "video": MediaType.VIDEO, "audio": Me
                  "document": MediaType.DOCUMENT, "sticker": MediaType.STICKER}
 _RECEIPTS = {"delivery": pb.RECEIPT_TYPE_DELIVERY, "read": pb.RECEIPT_TYPE_READ,
              "retry": pb.RECEIPT_TYPE_RETRY}
-
-
-@dataclass
-class Group:
-    group_id: str
-    members: list[str]
 
 
 @dataclass
@@ -113,11 +110,12 @@ def _bundle(kb: pb.KeyBundle) -> PreKeyBundle:
 
 
 class SimUser:
-    def __init__(self, gk: Gatekeeper, name: str, user_id: str, phone: str, consent: str,
-                 excluded: set[str]) -> None:
+    def __init__(self, gk: GatekeeperState, name: str, user_id: str, phone: str, consent: str,
+                 excluded: set[str], *, fetch_media: FetchMedia) -> None:
         if consent not in CONSENT:
             raise ValueError(f"consent must be one of {CONSENT}")
         self.gk = gk
+        self._fetch_media_blob = fetch_media
         self.name, self.id, self.phone = name, user_id, phone
         self.consent = consent
         #: Providers this user excludes (CON-002 "excluded this provider").
@@ -183,7 +181,8 @@ class SimUser:
         self.gk.log.append("key_fetch", peer, by=self.id, one_time_pre_key=kb.HasField("one_time_pre_key"))
         return _bundle(kb)
 
-    def _ensure_session(self, peer: str, *, fresh: bool = False) -> None:
+    def ensure_session(self, peer: str, *, fresh: bool = False) -> None:
+        """A session with ``peer`` (from a fresh bundle when there is none, or ``fresh``)."""
         store = self.party.store
         if fresh:
             store.sessions.pop(peer, None)
@@ -198,12 +197,51 @@ class SimUser:
             store.identities.pop(peer, None)
             self.party.process_bundle(peer, bundle)
 
+    def process_bundle(self, peer: str, bundle: PreKeyBundle) -> None:
+        """Start a session with ``peer`` from a bundle the caller obtained (X3DH)."""
+        self.party.process_bundle(peer, bundle)
+        self._peers.add(peer)
+
+    def encrypt_for(self, peer: str, plaintext: bytes) -> Any:
+        """Encrypt raw (already padded) bytes to ``peer`` without routing or remembering them,
+        for crafted messages; returns the ciphertext message (``type``, ``body``)."""
+        self.ensure_session(peer)
+        ct = self.party.encrypt(peer, plaintext)
+        self._peers.add(peer)
+        return ct
+
+    def forget_sender_key(self, group_id: str, sender: str) -> None:
+        """Lose the sender key of ``sender`` in the group (our own: the next distribution
+        starts a new chain)."""
+        self.party.store.sender_keys.pop((group_id, sender), None)
+
+    def set_auto_receipts(self, *, delivery: bool | None = None, retry: bool | None = None) -> None:
+        """Whether this user answers messages with delivery / retry receipts by itself."""
+        if delivery is not None:
+            self.auto_delivery_receipts = delivery
+        if retry is not None:
+            self.auto_retry_receipts = retry
+        self.gk.log.append("user_setting", None, user=self.id, auto_delivery_receipts=self.auto_delivery_receipts,
+                           auto_retry_receipts=self.auto_retry_receipts)
+
+    def corrupt_next_bundle(self) -> None:
+        """The next bundle handed out carries a broken signed pre-key signature (E2E-002)."""
+        self.tamper_next_bundle = True
+
+    def change_registration_id(self, registration_id: int | None = None) -> int:
+        """A new registration id (a reinstall keeping the identity); returns it."""
+        store = self.party.store
+        store.registration_id = registration_id or store.registration_id % 0x3FFF + 1
+        self.gk.log.append("registration_id_changed", None, user=self.id,
+                           registration_id=store.registration_id)
+        return store.registration_id
+
     # -- sending -----------------------------------------------------------------------------------
     def send_content(self, to: str, content: cpb.Message, *, message_id: str | None = None,
                      retry_count: int = 0, tamper: str | None = None, fresh_session: bool = False) -> str:
         """Encrypt ``content`` (padded) to ``to`` and route it; returns the message id.
         ``tamper`` ("mac", "version", "truncate") corrupts the ciphertext for E2E-004 checks."""
-        self._ensure_session(to, fresh=fresh_session)
+        self.ensure_session(to, fresh=fresh_session)
         raw = content.SerializeToString()
         ct = self.party.encrypt(to, pad(raw, self.party.rng))
         body = ct.body
@@ -291,13 +329,17 @@ class SimUser:
         return sid
 
     def change_identity(self, *, notify: str = "peers") -> bytes:
-        """New identity key (re-install): sessions and sender keys are gone, and peers ("peers")
-        or every enlisted login ("all") get an identity_change notification. Returns the key."""
+        """New identity key (re-install): sessions and sender keys are gone, and peers ("peers"),
+        every enlisted login ("all") or nobody ("none") get an identity_change notification.
+        Returns the key."""
         registration_id = self.party.store.registration_id
         self.party = Party(self.id, registration_id=registration_id)
         self._skd_sent.clear()
         key = self.party.identity_key.serialize()
-        targets = self._peers if notify == "peers" else set(self.gk.accounts)
+        if notify not in ("peers", "all", "none"):
+            raise ValueError(f"notify must be peers, all or none, not {notify!r}")
+        targets = (self._peers if notify == "peers" else set(self.gk.accounts) if notify == "all"
+                   else set())
         self.gk.log.append("identity_changed", None, user=self.id, notified=sorted(targets))
         for login in sorted(targets):
             if login in self.gk.accounts:
@@ -334,7 +376,8 @@ class SimUser:
         return mid
 
     # -- receiving ----------------------------------------------------------------------------------
-    def _receive(self, stanza: pb.Stanza) -> None:
+    def receive(self, stanza: pb.Stanza) -> None:
+        """A stanza G routes to this user (called by the core, after G's ack went out)."""
         body = stanza.WhichOneof("body")
         if body == "message":
             self._on_message(stanza)
@@ -432,16 +475,19 @@ class SimUser:
         self.send_content(r.sender, cpb.Message.FromString(sent.content), message_id=mid,
                           retry_count=r.retry_count, fresh_session=fresh)
 
-    def _on_reachability_ping(self, login: str) -> None:
+    def handle_reachability_ping(self, login: str) -> None:
+        """CON-001 from the user's side: note the ping; with ``on_ping == "grant"`` opt in."""
         self.pings.append(login)
         acct = self.gk.accounts.get(login)
         if self.on_ping == "grant" and acct is not None and not self.consent_for(acct.provider_id):
-            self.gk.script.grant_consent(self, acct.provider_id)
+            self.gk.log.append("scripted", None, action="grant_consent", user=self.id,
+                               provider=acct.provider_id)
+            self.gk.grant_consent(self, acct.provider_id)
 
     async def _fetch_media(self, item: InboxItem, media: Any, mt: MediaType) -> None:
         """MED-006 from G's side: fetch the provider blob, check hash, MAC, plaintext hash, length."""
-        result = await self.gk.fetch_provider_media(media.direct_path, bytes(media.file_enc_sha256),
-                                                    login=item.sender)
+        result = await self._fetch_media_blob(media.direct_path, bytes(media.file_enc_sha256),
+                                              login=item.sender)
         check = None
         plaintext = None
         if result.status != 200 or result.error:

@@ -160,12 +160,11 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
         issuer = endpoints.get("issuer") or target.rstrip("/")
         media_base = _media_base(target, endpoints.get("media_base"))
         ca = Path(verify).read_text() if isinstance(verify, str) else None
-        provider = gk.register_provider(PROVIDER_ID, jwks_url=target.rstrip("/") + "/.well-known/oauth/openid/jwks",
+        gk.register_provider(PROVIDER_ID, jwks_url=target.rstrip("/") + "/.well-known/oauth/openid/jwks",
                              push_url=target.rstrip("/") + "/push", media_base=media_base,
                              issuer=issuer, audience=endpoints.get("push_audience") or target.rstrip("/"),
-                             ca_certificates=ca)
-        if insecure:
-            provider.verify = False  # --insecure: G does not verify the provider's TLS either
+                             ca_certificates=ca,
+                             verify_tls=not insecure)  # --insecure: G does not verify either
         kit = Kit(loop, gk, profile, declaration, target.rstrip("/"), harness or "", http, media_base,
                   issuer, embedded, worker=worker,
                   state_dirs=[data_dir] if embedded is not None else [])

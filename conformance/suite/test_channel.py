@@ -6,8 +6,9 @@ simulator is scripted (forced disconnects, refused handshakes, unknown stanzas, 
 verdict reads the simulator's event log (``ws_connected``, ``connected``, ``handshake_failed``,
 ``stanza_received``/``stanza_sent``, ``acked``/``message_delivered``, ``violation``, ...), whose
 connection id (``conn``) ties a WebSocket to the login that authenticated on it. For CHN-003
-the simulator's Noise static key is swapped while the client connects (G cannot know who is
-connecting before message 3, so there is no per-login hook) and restored at once.
+the simulator presents another Noise static key while the client connects
+(``script.present_wrong_noise_key``: G cannot know who is connecting before message 3, so
+there is no per-login hook) and restores it at once.
 
 Push requirements (CHN-015..CHN-018) are black-box at ``--target``: the kit POSTs ``/push``
 itself with bearer tokens signed by G's keys (``gk.keys``), by foreign keys, with ``alg: none``
@@ -314,17 +315,14 @@ def test_client_refuses_a_gatekeeper_static_key_other_than_the_published_one(
         kit: Kit, harness: HarnessClient, new_user):
     user = new_user()
     _offline(kit, harness, user, wake_on_push=False)
-    gk = kit.gk
-    published = gk.noise_private
     # G cannot know who connects before message 3, so the wrong key is presented to every
     # handshake that starts while the client is asked to connect, then restored at once.
-    impostor = secrets.token_bytes(32)
     mark = kit.mark()
-    kit.call(setattr, gk, "noise_private", impostor)
+    impostor = kit.call(kit.gk.script.present_wrong_noise_key)
     try:
         err = _harness_try(lambda: harness.connect(user.handle))
     finally:
-        kit.call(setattr, gk, "noise_private", published)
+        kit.call(kit.gk.script.restore_noise_key, impostor)
     window_end = kit.mark()
     events = kit.events(since=mark)
     others = {e["detail"].get("conn") for e in events if e["login"] not in (None, user.login)}
@@ -729,14 +727,14 @@ def test_push_accepts_a_newly_published_gatekeeper_key(kit: Kit, evidence, new_u
                 what="push signed with G's current key")
     if res.status != 200:  # accepted; the empty body is CHN-015's business
         fail("200 for a push signed with G's published key", _describe(res, "current key"))
-    new = kit.call(kit.gk.keys.rotate, kit.gk.keys.current.alg)
+    # Published, not made current: G's own push and media tokens (other checks) stay signed
+    # with the key every provider already knows.
+    new = kit.call(kit.gk.keys.publish, kit.gk.keys.current.alg)
     try:
         res = _push(kit, evidence, authorization=f"Bearer {_g_token(kit, sub, key=new)}",
                     body=_to(sub), what="push signed with a key G has just published")
     finally:
-        # Retire the new key again: later checks (and G's own push and media tokens) keep
-        # working with the key every provider already knows, whatever this check found.
-        kit.call(kit.gk.keys.keys.remove, new)
+        kit.call(kit.gk.keys.retire, new.kid)
     if res.status != 200:
         fail("200 after refetching G's JWK Set for the unknown kid",
              _describe(res, f"push signed with the new key {new.kid}"))

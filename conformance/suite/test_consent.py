@@ -407,7 +407,7 @@ def test_block_while_offline_is_sent_on_reconnection(kit: Kit, harness, new_user
 def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harness, new_user, g_user):
     u = new_user(connect=False)
     listed, local, other = g_user(), g_user(), g_user()
-    kit.call(lambda: kit.gk.accounts[u.login].blocklist.add(listed.id), area=AREA)
+    kit.call(kit.gk.script.seed_blocklist, u.login, listed.id, area=AREA)
     start = kit.mark()
     try:
         harness.connect(u.handle)
@@ -448,7 +448,7 @@ def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harnes
 @requirement("CON-007")
 def test_nothing_from_a_blocked_user_is_surfaced(kit: Kit, harness, new_user, g_user):
     u, g, other = new_user(), g_user(), g_user()
-    kit.call(setattr, g, "auto_delivery_receipts", False, area=AREA)
+    kit.call(g.set_auto_receipts, delivery=False, area=AREA)
     mine = _session_with(kit, harness, u, g)
     _block(harness, u, g)
     cursor = _last_seq(harness, u)

@@ -34,7 +34,7 @@ from conformance.gatekeeper.directory import take_bundle
 from conformance.gatekeeper.stanzas import fresh_id
 from conformance.harness_client import HarnessClient, HarnessError
 from conformance.verdicts import fail, not_tested
-from reference_impl.signal import Party, PreKeyBundle, PublicKey
+from reference_impl.signal import PreKeyBundle, PublicKey
 from reference_impl.signal.errors import SignalError
 from reference_impl.signal.padding import pad, pad_with
 from reference_impl.signal.proto import whisper_pb2 as wpb
@@ -263,8 +263,7 @@ def _start_sessions(
         acct = kit.gk.accounts[login]
         kb = take_bundle(acct)
         for u in users:
-            u.party.process_bundle(login, _to_bundle(kb, one_time=one_time))
-            u._peers.add(login)
+            u.process_bundle(login, _to_bundle(kb, one_time=one_time))
         return kb
 
     return kit.call(go)
@@ -287,16 +286,14 @@ def _send_raw(
     optional ``transform(enc, ciphertext)``; ``deliver=False`` only builds the stanza."""
 
     def go() -> tuple[str, pb.Stanza]:
-        g._ensure_session(to)
         pt = (
             plaintext
             if plaintext is not None
             else pad((content or cpb.Message()).SerializeToString(), g.party.rng)
         )
-        ct = g.party.encrypt(to, pt)
+        ct = g.encrypt_for(to, pt)
         body = transform(ct.type, ct.body) if transform else ct.body
         mid = message_id or fresh_id("m")
-        g._peers.add(to)
         stanza = pb.Stanza(
             id=mid,
             message=pb.Message(
@@ -514,7 +511,7 @@ def test_bundle_with_bad_signature_gets_no_content(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
     user, g = new_user(), g_user()
-    kit.call(setattr, g, "tamper_next_bundle", True)
+    kit.call(g.corrupt_next_bundle)
     since = kit.mark()
 
     refused: HarnessError | None = None
@@ -727,9 +724,7 @@ def test_replayed_ciphertext_is_not_surfaced_again(
     _surfaced(kit, harness, user, g.id, [mid], "the original message")
     since = kit.mark()
     _route(kit, user.login, stanza)  # the same stanza again
-    renamed = pb.Stanza()
-    renamed.CopyFrom(stanza)
-    renamed.id = fresh_id("m")  # the same ciphertext under a new id
+    renamed = pb.Stanza(id=fresh_id("m"), message=stanza.message)  # same ciphertext, new id
     _route(kit, user.login, renamed)
     marker = kit.call(g.send_text, user.login, "E2E-006 after the replays")
     items = _surfaced(kit, harness, user, g.id, [marker], "the message sent after the replays")
@@ -1154,7 +1149,7 @@ def test_received_receipts_naming_several_ids_are_surfaced(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
     user, g = new_user(), g_user()
-    kit.call(setattr, g, "auto_delivery_receipts", False)
+    kit.call(g.set_auto_receipts, delivery=False)
     since = kit.mark()
     mids = [harness.send_text(user.handle, g.id, f"E2E-016 message {i}") for i in (1, 2)]
     for mid in mids:  # G's user receipts what G received, whether or not it could decrypt it
@@ -1264,11 +1259,7 @@ def test_retry_receipt_is_answered_with_the_same_content_and_id(
     resend = _check_resend(_resend(kit, g, user.login, mids[0], mark, 1), texts[0], 1)
     _new_session_from_fetch(kit, resend, originals[0], user.login, g, mark, required=False)
     # A new registration id (G's user reinstalled): a new session from a fresh key_fetch.
-    kit.call(
-        lambda: setattr(
-            g.party.store, "registration_id", g.party.store.registration_id % 0x3FFF + 1
-        )
-    )
+    kit.call(g.change_registration_id)
     mark = kit.mark()
     kit.call(g.send_receipt, user.login, "retry", [mids[1]], retry_count=2)
     resend = _check_resend(_resend(kit, g, user.login, mids[1], mark, 2), texts[1], 2)
@@ -1350,12 +1341,7 @@ def test_identity_change_is_surfaced_before_messages_under_it(
     if how == "notification":
         kit.call(g.change_identity)
     else:  # a PreKeySignalMessage under a new identity, with no identity_change notification
-
-        def reinstall() -> None:
-            g.party = Party(g.id, registration_id=g.party.store.registration_id)
-            g.gk.log.append("identity_changed", None, user=g.id, notified=[])
-
-        kit.call(reinstall)
+        kit.call(g.change_identity, notify="none")
     after = kit.call(g.send_text, user.login, f"E2E-019 under the new identity ({how})")
     _surfaced(kit, harness, user, g.id, [after], "the message under the new identity")
     notices = [

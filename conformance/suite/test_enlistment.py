@@ -4,9 +4,8 @@
 Approach:
 
 * Everything is judged on what the provider's client really sends. While a check runs, a
-  *tap* wraps two methods of the kit's gatekeeper simulator (``enlist`` and ``_authenticate``,
-  on its loop, restored afterwards) and keeps the raw enlistment requests and handshake
-  payloads in memory. The simulator's own log stops at the first problem and never holds raw
+  *tap* opens a recording on the kit's gatekeeper simulator (``gk.script.start_recording``,
+  closed afterwards) that keeps the raw enlistment requests and handshake payloads in memory. The simulator's own log stops at the first problem and never holds raw
   forms or tokens; the tap lets each requirement be judged on its own (an extra form field
   does not hide a bad signature, a token refused for its ``aud`` is still checked for its
   signature). Tokens and keys never go into verdict messages, only claims and sizes.
@@ -61,7 +60,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conformance.gatekeeper import routing
+from conformance.gatekeeper import HTTP_500, EnlistmentOverride, EnlistmentRecord, Recording
 from conformance.gatekeeper.enlistment import FIELD_SIZES, FIELDS, b64url_decode
 from conformance.gatekeeper.tokens import TokenError, verify_signature
 from conformance.harness_client import HarnessClient, HarnessError
@@ -142,34 +141,31 @@ class Handshake:
     t: float
 
 
-_RAISE_500 = object()  # substitute answer: G fails with HTTP 500
-
-
-class _Http500(Exception):
-    """Raised inside G's enlistment handler: its HTTP server answers 500."""
+_RAISE_500 = HTTP_500  # substitute answer: G fails with HTTP 500
 
 
 class Tap:
-    """Wraps ``Gatekeeper.enlist`` and ``Gatekeeper._authenticate`` on the kit's loop, and with
-    ``messages`` the simulator's stanza handler (``routing.handle``, which a connection looks
-    up when it starts: connect inside the tap) to keep the ``message`` stanzas clients send.
+    """Keeps, through the simulator's public hooks, the raw enlistment requests and handshake
+    payloads G receives (``gk.script.start_recording``) and, with ``messages``, the
+    ``message`` stanzas clients send; several taps may be open at once.
 
     ``substitute(request)`` may return an answer G sends instead of its own (the request is
     still validated and logged by G, with a scripted failure so that no enlistment is kept),
     ``_RAISE_500`` for an HTTP 500, or None to let G answer. ``force_ok`` turns a refusal by G
-    into ``{"status":"ok"}`` with a made-up login (TRN-006: to reach the chat channel).
+    into ``{"status":"ok"}`` with a made-up login (TRN-006: to reach the chat channel); with
+    ``subs`` only for requests whose token names one of them (or has no readable token).
     """
 
     def __init__(self, kit: Kit, *, substitute: Callable[[EnlistRequest], Any] | None = None,
-                 force_ok: bool = False, messages: bool = False) -> None:
+                 force_ok: bool = False, messages: bool = False,
+                 subs: set[str] | None = None) -> None:
         self.kit = kit
         self.substitute = substitute
         self.force_ok = force_ok
-        self.requests: list[EnlistRequest] = []
-        self.handshakes: list[Handshake] = []
+        self.subs = subs
         self.capture_messages = messages
-        self.messages: list[tuple[str | None, pb.Message]] = []
-        self._handle: Any = None
+        self._rec: Recording | None = None
+        self._override: EnlistmentOverride | None = None
 
     def __enter__(self) -> Self:
         self.kit.call(self._install, area="enlistment")
@@ -179,63 +175,50 @@ class Tap:
         self.kit.call(self._uninstall, area="enlistment")
 
     def _install(self) -> None:
-        gk = self.kit.gk
-        if "enlist" in vars(gk) or "_authenticate" in vars(gk):
-            raise RuntimeError("a gatekeeper tap is already installed")
-        real_enlist, real_auth = gk.enlist, gk._authenticate
+        script = self.kit.gk.script
+        self._rec = script.start_recording()
+        if self.substitute is not None or self.force_ok:
+            user_substitute = self.substitute
 
-        async def enlist(body: bytes, content_type: str, peer: str = "") -> Any:
-            req = EnlistRequest(bytes(body), content_type, time.time())
-            self.requests.append(req)
-            answer = self.substitute(req) if self.substitute is not None else None
-            if answer is None:
-                result = await real_enlist(body, content_type, peer)
-                if self.force_ok and result.get("status") != "ok":
-                    req.substituted = {"status": "ok", "login": _made_up_login()}
-                    gk.log.append("scripted", None, action="tap_force_ok", g_answer=result)
-                    return req.substituted
-                return result
-            reason = answer.get("reason") if isinstance(answer, dict) else None
-            gk.script.fail_next_enlistment(str(reason or "kit_substituted_answer"))
-            await real_enlist(body, content_type, peer)  # validated and logged; no enlistment kept
-            req.substituted = "HTTP 500" if answer is _RAISE_500 else answer
-            gk.log.append("scripted", None, action="tap_substitute", answer=req.substituted)
-            if answer is _RAISE_500:
-                raise _Http500("scripted HTTP 500 for the enlistment request")
-            return answer
+            def substitute(rec: EnlistmentRecord) -> Any:
+                return user_substitute(_request(rec)) if user_substitute is not None else None
 
-        async def authenticate(remote_static: bytes, hello: Any, session: Any) -> Any:
-            self.handshakes.append(Handshake(bytes(remote_static), hello.login, hello.jwt,
-                                             hello.protocol_version, time.time()))
-            return await real_auth(remote_static, hello, session)
+            def force_ok(rec: EnlistmentRecord) -> bool:
+                if not self.force_ok:
+                    return False
+                sub = _request(rec).sub
+                return self.subs is None or sub is None or sub in self.subs
 
-        gk.enlist = enlist  # type: ignore[method-assign]
-        gk._authenticate = authenticate  # type: ignore[method-assign]
-        if self.capture_messages:
-            real_handle = routing.handle
-
-            async def handle(gk_: Any, session: Any, st: pb.Stanza) -> None:
-                if st.WhichOneof("body") == "message":
-                    copy = pb.Message()
-                    copy.CopyFrom(st.message)
-                    self.messages.append((session.login, copy))
-                await real_handle(gk_, session, st)
-
-            self._handle = (real_handle, handle)
-            routing.handle = handle  # type: ignore[assignment]
+            self._override = script.override_enlistments(substitute=substitute, force_ok=force_ok)
 
     def _uninstall(self) -> None:
-        vars(self.kit.gk).pop("enlist", None)
-        vars(self.kit.gk).pop("_authenticate", None)
-        if self._handle is not None and routing.handle is self._handle[1]:
-            routing.handle = self._handle[0]  # type: ignore[assignment]
+        script = self.kit.gk.script
+        if self._override is not None:
+            script.end_override(self._override)
+        if self._rec is not None:
+            script.stop_recording(self._rec)
+
+    @property
+    def requests(self) -> list[EnlistRequest]:
+        assert self._rec is not None
+        return [_request(r) for r in list(self._rec.enlistments)]
+
+    @property
+    def handshakes(self) -> list[Handshake]:
+        assert self._rec is not None
+        return [Handshake(h.remote_static, h.login, h.token, h.version, h.t)
+                for h in list(self._rec.handshakes)]
 
     def snapshot_messages(self) -> list[tuple[str | None, pb.Message]]:
-        return self.kit.call(lambda: list(self.messages), area="enlistment")
+        assert self._rec is not None
+        rec = self._rec
+        if not self.capture_messages:
+            return []
+        return self.kit.call(lambda: list(rec.messages), area="enlistment")
 
 
-def _made_up_login() -> str:
-    return f"9-{secrets.randbelow(10 ** 14):014d}@interop"
+def _request(rec: EnlistmentRecord) -> EnlistRequest:
+    return EnlistRequest(rec.body, rec.content_type, rec.t, rec.substituted)
 
 
 def _only_mine(items: list[Any], is_mine: Callable[[Any], bool]) -> list[Any]:
@@ -1108,7 +1091,7 @@ def test_client_validates_g_certificate_on_chat_and_media(kit: Kit, harness, evi
         handle = created["user"]
         # G's answer is forced to ok if G refuses (another requirement's failure), so that the
         # client goes on to the chat channel, which is the stand-in anyway.
-        with Tap(kit, force_ok=True):
+        with Tap(kit, force_ok=True, subs={handle, created["user_visible_id"]}):
             try:
                 harness.enlist(handle)
             except HarnessError as exc:

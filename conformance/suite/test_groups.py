@@ -535,7 +535,7 @@ def test_group_message_under_an_unknown_key_id_gets_a_retry_receipt(kit: Kit, ha
     _acked(kit, user, first, mark)
 
     def rotate_silently() -> None:  # a new chain, never distributed to the client
-        a.party.store.sender_keys.pop((group.group_id, a.id), None)
+        a.forget_sender_key(group.group_id, a.id)
         a.party.group_distribution(group.group_id)
     kit.call(rotate_silently, area=AREA)
     mark = kit.mark()
@@ -554,7 +554,7 @@ def test_group_retry_receipt_is_answered_under_the_original_id(kit: Kit, harness
     _await_decrypted(kit, harness, user, mid, [a, b], mark, "group message", precondition="GRP-001, GRP-002")
 
     def lose_key_and_ask() -> None:  # a lost the client's sender key: it asks for a retry
-        a.party.store.sender_keys.pop((group.group_id, user.login), None)
+        a.forget_sender_key(group.group_id, user.login)
         a.send_receipt(user.login, "retry", [mid], group_id=group.group_id, retry_count=1)
     mark = kit.mark()
     kit.call(lose_key_and_ask, area=AREA)

@@ -44,11 +44,7 @@ SEPARATE = (("reference_impl.provider", "conformance.gatekeeper"),
 #: Circles still being removed (by the simulator refactor). Each entry is the sorted tuple of
 #: one strongly connected component's modules. The lead empties this after merging; a circle
 #: not listed here, or grown beyond its entry, fails.
-KNOWN_CYCLES_TO_REMOVE: frozenset[tuple[str, ...]] = frozenset({
-    ("conformance.gatekeeper.app", "conformance.gatekeeper.chat", "conformance.gatekeeper.core",
-     "conformance.gatekeeper.routing", "conformance.gatekeeper.script",
-     "conformance.gatekeeper.users"),
-})
+KNOWN_CYCLES_TO_REMOVE: frozenset[tuple[str, ...]] = frozenset()
 #: Only this package may hold a known circle.
 CYCLE_EXEMPT_PACKAGE = "conformance.gatekeeper"
 
