@@ -41,6 +41,11 @@ _ALL = [
        "User tokens embed the user's profile blob and grow past 4096 bytes."),
     _f("token_sub_internal_id", "identity", "ID-007",
        "User tokens carry the provider's internal user handle as `sub`, not the user-visible id."),
+    # identity, issue 13 (every MUST proved by a fault)
+    _f("jwks_text_plain", "identity", "ID-001",
+       "The JWK Set is a static file served as `Content-Type: text/plain`."),
+    _f("jwks_no_use", "identity", "ID-003",
+       "JWK Set entries omit `use` (optional in RFC 7517, required by the profile)."),
     # -- push --------------------------------------------------------------------------------
     _f("push_accept_unsigned", "push", "CHN-016",
        "Push skips signature verification: `alg: none` and forged tokens are accepted."),
@@ -83,6 +88,17 @@ _ALL = [
        "An HTTP 200 enlistment answer is taken as success even when `status` is `fail`."),
     _f("enlist_extra_field", "enlistment", "ENL-001",
        "The enlistment form carries an extra `device_name` field."),
+    # enlistment, issue 13 (every MUST proved by a fault)
+    _f("enlist_padded_base64", "enlistment", "ENL-002",
+       "The binary enlistment fields are base64url *with* `=` padding."),
+    _f("authkey_is_identity_key", "enlistment", "ENL-003",
+       "The Noise authkey is the user's Signal identity key pair (one key for two jobs)."),
+    _f("enlist_version_major_minor", "enlistment", "ENL-005",
+       "The enlistment form sends `version` as `1.0` (major.minor) instead of `1.0.0`."),
+    _f("login_local_part", "enlistment", "ENL-006",
+       "G's `login` is stored without its `@domain` part and used that way."),
+    _f("regid_regenerated_on_rotation", "enlistment", "ENL-008",
+       "Rotating the signed pre-key also draws a new Signal registration id."),
     # -- chat channel ------------------------------------------------------------------------
     _f("no_gatekeeper_key_check", "channel", "CHN-003",
        "The client accepts any gatekeeper Noise static key in handshake message 2."),

@@ -3,6 +3,7 @@ rate limit, and re-enlistment after ``un_enlisted`` (CON-011)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import secrets
 import time
@@ -14,12 +15,17 @@ from reference_impl.signal import PrivateKey, ProtocolStore, xeddsa
 from reference_impl.signal.store import SignedPreKeyRecord
 
 from ..config import GatekeeperSettings
-from ..tokens import b64u
+from ..tokens import b64u as unpadded_b64u
 from .base import ClientBase
 from .context import MAX_PRE_KEY_ID
 from .errors import ClientError, EnlistFailed
 
 __all__ = ["EnlistmentMixin"]
+
+
+def padded_b64u(data: bytes) -> str:
+    """base64url with ``=`` padding: what fault ``enlist_padded_base64`` sends."""
+    return base64.urlsafe_b64encode(data).decode("ascii")
 
 
 class EnlistmentMixin(ClientBase):
@@ -70,11 +76,14 @@ class EnlistmentMixin(ClientBase):
             raise EnlistFailed("local_rate_limit", "3 enlistment attempts within 60 s; try later")
         self.state["enlist_attempts"] = attempts + [now]
         spk = self._ensure_spk()
+        if self.faults.on("authkey_is_identity_key"):
+            self.state["authkey"] = self.store.identity.private.serialize().hex()
         authkey = PrivateKey(bytes.fromhex(self.state["authkey"]))
         spk_pub = spk.key_pair.public.serialize()
         sig = spk.signature
         if self.faults.on("enlist_signature_by_authkey"):
             sig = xeddsa.sign(authkey, spk_pub)
+        b64u = padded_b64u if self.faults.on("enlist_padded_base64") else unpadded_b64u
         form = {
             "authkey": b64u(authkey.public_key().serialize()[1:]),
             "e_keytype": b64u(b"\x05"),
@@ -86,6 +95,8 @@ class EnlistmentMixin(ClientBase):
             "token": self.ctx.tokens.issue(self.user_visible_id, handle=self.handle),
             "version": PROTOCOL_VERSION,
         }
+        if self.faults.on("enlist_version_major_minor"):
+            form["version"] = PROTOCOL_VERSION.rsplit(".", 1)[0]
         if self.faults.on("enlist_extra_field"):
             form["device_name"] = "reference-provider"
         self.state["enlisted"] = False
@@ -109,6 +120,8 @@ class EnlistmentMixin(ClientBase):
             elif (resp.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok"
                   and isinstance(body.get("login"), str) and body["login"]):
                 login = body["login"]
+                if self.faults.on("login_local_part"):
+                    login = login.split("@", 1)[0]
             else:
                 reason = "malformed_answer"
                 if isinstance(body, dict) and body.get("status") == "fail":

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import secrets
 
 from google.protobuf.message import DecodeError
 
@@ -210,6 +211,10 @@ class SessionsMixin(ClientBase):
 
     async def rotate_signed_pre_key(self) -> None:
         self.new_signed_pre_key()
+        if self.faults.on("regid_regenerated_on_rotation"):
+            old = self.store.registration_id
+            while self.store.registration_id == old:
+                self.store.registration_id = secrets.randbelow(16380) + 1
         self.state["spk_upload_pending"] = True
         self.save()
         if self.connected:
