@@ -32,6 +32,9 @@ SUBPROTOCOL = "interop.v1"
 
 log = logging.getLogger("reference_impl.provider.client")
 
+#: Where fault ``fragment_large_stanzas`` cuts a stanza.
+FRAGMENT = 16384
+
 #: Stanzas that answer a request by its id.
 ANSWERS = ("ack", "pong", "key_bundle", "blocklist")
 
@@ -88,7 +91,8 @@ class Channel:
             self._id_counter = 0
         try:
             ws = await asyncio.wait_for(ws_connect(
-                url, subprotocols=[SUBPROTOCOL], ssl=ssl_ctx,
+                url, subprotocols=None if self.faults.on("ws_no_subprotocol") else [SUBPROTOCOL],
+                ssl=ssl_ctx,
                 open_timeout=timeout, max_size=2 ** 17, ping_interval=None,
                 close_timeout=2), timeout + 1)
         except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
@@ -144,9 +148,12 @@ class Channel:
             ws, transport = self._ws, self._transport
             if ws is None or transport is None:
                 raise ConnectionLost()
-            frame = transport.encrypt(stanza.SerializeToString())
+            plain = stanza.SerializeToString()
+            size = FRAGMENT if self.faults.on("fragment_large_stanzas") else len(plain) or 1
             try:
-                await asyncio.wait_for(ws.send(frame), self.timeout)
+                for i in range(0, max(len(plain), 1), size):
+                    frame = transport.encrypt(plain[i:i + size])
+                    await asyncio.wait_for(ws.send(frame), self.timeout)
             except (WebSocketException, OSError, asyncio.TimeoutError):
                 raise ConnectionLost() from None
 

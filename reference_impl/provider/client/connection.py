@@ -15,6 +15,8 @@ from reference_impl.channel import PROTOCOL_VERSION, ClientHello
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .base import ClientBase
+from .channel import Channel
+from .context import now_ms
 from .errors import ClientError, ConnectFailed, ConnectionLost, StanzaError
 
 __all__ = ["ConnectionMixin"]
@@ -28,6 +30,10 @@ class ConnectionMixin(ClientBase):
         self._conn_lock = asyncio.Lock()
         self._reconnector: asyncio.Task | None = None
         self._deliberate_close = False
+        #: When the current connection became ready (ms since the epoch; 0 before).
+        self.connected_at_ms = 0
+        self._handshake_token = ""  # fault handshake_token_cached only
+        self._extra_channels: list[Channel] = []  # fault push_opens_second_connection only
 
     def _ssl(self, url: str) -> ssl.SSLContext | None:
         if not url.startswith(("wss:", "https:")):
@@ -60,9 +66,7 @@ class ConnectionMixin(ClientBase):
         self._deliberate_close = False
         await self.channel.open(
             gk.chat_url, self._ssl(gk.chat_url), bytes.fromhex(self.state["authkey"]),
-            hello=lambda: ClientHello(
-                self.ctx.tokens.issue(self.user_visible_id, handle=self.handle),
-                PROTOCOL_VERSION, self.login),
+            hello=self._hello,
             expected_server_static=None if self.faults.on("no_gatekeeper_key_check")
             else gk.noise_static_key)
         try:
@@ -79,10 +83,18 @@ class ConnectionMixin(ClientBase):
                 self.spawn(self.handle_un_enlisted())
             raise ConnectFailed(reason, f"connection closed during start-up: {exc!r}") from None
         self.channel.error = ""
+        self.connected_at_ms = now_ms()
         self.channel.ready.set()
         self.event("connected")
         log.info(json.dumps({"event": "connected", "user": self.handle, "login": self.login}))
         self.spawn(self._flush_control())
+
+    def _hello(self) -> ClientHello:
+        """The handshake payload: a fresh user JWT every time (CHN-014)."""
+        if not (self.faults.on("handshake_token_cached") and self._handshake_token):
+            self._handshake_token = self.ctx.tokens.issue(self.user_visible_id, handle=self.handle)
+        version = "1.0.3" if self.faults.on("handshake_sdk_version") else PROTOCOL_VERSION
+        return ClientHello(self._handshake_token, version, self.login)
 
     async def _startup(self) -> None:
         # CON-006: read the blocklist before any message stanza (every connection).
@@ -128,7 +140,7 @@ class ConnectionMixin(ClientBase):
         if was_ready:
             self.event("disconnected")
         if not self._deliberate_close and not self.stopped and self.state["online"]:
-            self.schedule_reconnect()
+            self.schedule_reconnect(initial=0.0 if self.faults.on("reconnect_at_once") else 1.0)
 
     def schedule_reconnect(self, initial: float = 1.0) -> None:
         if self._reconnector is None or self._reconnector.done():
@@ -158,9 +170,22 @@ class ConnectionMixin(ClientBase):
 
     async def wake(self) -> bool:
         """A push arrived for this user (CHN-019)."""
+        if self.connected and self.faults.on("push_opens_second_connection"):
+            self.spawn(self._second_connection())
+            return True
         if self.connected or not self.state["enlisted"] or not self.state["wake_on_push"]:
             return False
         self.state["online"] = True
         self.save()
         self.schedule_reconnect(initial=0.0)
         return True
+
+    async def _second_connection(self) -> None:
+        """Fault ``push_opens_second_connection``: a new connection beside the live one."""
+        gk = self.gatekeeper()
+        ch = Channel(handle=self.handle, faults=self.faults, timeout=self.ctx.config.network_timeout,
+                     spawn=self.spawn, on_stanza=self.on_stanza, on_lost=lambda _: None,
+                     on_un_enlisted=lambda: None)
+        self._extra_channels.append(ch)
+        await ch.open(gk.chat_url, self._ssl(gk.chat_url), bytes.fromhex(self.state["authkey"]),
+                      hello=self._hello, expected_server_static=gk.noise_static_key)

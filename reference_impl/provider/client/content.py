@@ -62,6 +62,8 @@ class ContentMixin(ClientBase):
         blocked = self.is_blocked(sender)
         item: dict[str, Any] = {"message_id": mid, "peer": peer, "sender": sender,
                                 "timestamp_ms": int(m.timestamp_ms) or now_ms()}
+        if self.faults.on("mailbox_prepended") and 0 < m.timestamp_ms < self.connected_at_ms:
+            item["_backlog"] = True
         if which == "reaction":
             if not blocked:
                 self._apply_reaction(sender, content.reaction, peer)
@@ -308,7 +310,11 @@ class ContentMixin(ClientBase):
 
     def inbox(self, peer: str | None) -> list[dict]:
         out = []
-        for item in self.ctx.storage.inbox(self.handle, peer):
+        items = self.ctx.storage.inbox(self.handle, peer)
+        if self.faults.on("mailbox_prepended"):  # the bug: each one put on top of the list
+            items = [i for i in items if i.get("_backlog")][::-1] + [
+                i for i in items if not i.get("_backlog")]
+        for item in items:
             if item.get("_hidden"):
                 continue
             view = {k: v for k, v in item.items() if not k.startswith("_")}

@@ -17,6 +17,7 @@ from .connection import ConnectionMixin
 from .consent import ConsentMixin
 from .content import ContentMixin
 from .enlistment import EnlistmentMixin
+from .errors import ConnectionLost
 from .groups import GroupsMixin
 from .media import MediaMixin
 from .sessions import SessionsMixin
@@ -47,6 +48,8 @@ class ProviderClient(EnlistmentMixin, ConnectionMixin, SessionsMixin, ContentMix
     async def on_stanza(self, st: pb.Stanza) -> None:
         """A stanza the channel does not answer itself: route it, then acknowledge it."""
         body = st.WhichOneof("body")
+        if body is None and self.faults.on("close_on_unknown_stanza"):
+            raise ConnectionLost()  # the reader ends and closes the connection
         if body == "message":
             await self.on_message(st)  # pairwise, or handed on to on_group_message
         elif body == "receipt":
