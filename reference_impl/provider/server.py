@@ -127,7 +127,8 @@ class ProviderServer:
 
     # -- identity ------------------------------------------------------------------------
     async def jwks(self, request: Request) -> Response:
-        return JSONResponse(self.keys.jwks(), media_type="application/json",
+        ctype = "text/plain" if self.faults.on("jwks_text_plain") else "application/json"
+        return JSONResponse(self.keys.jwks(), media_type=ctype,
                             headers={"Cache-Control": "public, max-age=60"})
 
     async def health(self, request: Request) -> Response:

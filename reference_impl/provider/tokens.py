@@ -135,6 +135,8 @@ class KeyStore:
             jwk = k.public_jwk()
             if self.faults.on("jwks_private_params"):
                 jwk["d"] = b64u(k.private.private_numbers().private_value.to_bytes(32, "big"))
+            if self.faults.on("jwks_no_use"):
+                del jwk["use"]
             keys.append(jwk)
         if self.faults.on("jwks_duplicate_kid"):
             nxt = SigningKey.generate(int(self.clock())).public_jwk()

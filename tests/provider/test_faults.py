@@ -43,7 +43,7 @@ def test_docs_table_matches_registry() -> None:
 
 
 def test_every_fault_is_wired_into_the_provider() -> None:
-    source = "\n".join(p.read_text("utf-8") for p in PKG.glob("*.py") if p.name != "faults.py")
+    source = "\n".join(p.read_text("utf-8") for p in PKG.rglob("*.py") if p.name != "faults.py")
     for name in FAULTS:
         assert f'"{name}"' in source, f"fault {name} is never consulted"
 
