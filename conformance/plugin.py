@@ -299,6 +299,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = Path(option(config, "report_dir") or "reports")
     config.stash[REPORT_PATHS_KEY] = write_all(results, out, signing_key=option(config, "signing_key"),
                                                interrupted=interrupted)
+    from . import allure_support
+
+    if allure_support.enabled(config):
+        allure_support.write_milestone_verdicts(config, results.to_report())
     overall = results.overall()
     if overall != "PASS" and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -320,6 +324,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         tr.write_line(f"{area:12}" + "".join(f"{counts[c]:>15}" for c in cols))
     tot = report["summary"]["by_verdict"]
     tr.write_line(f"{'total':12}" + "".join(f"{tot[c]:>15}" for c in cols))
+    for m in report["milestones"]:
+        tr.write_line(f"  {m['id']} {m['verdict']:14} {m['requirements']:3} req  \"{m['test']}\"")
+    if not report["selection"]["complete"]:
+        tr.write_line(f"  selection: provenance {','.join(report['selection']['provenance'])}"
+                      + (f", requirements {','.join(report['selection']['requirements'])}"
+                         if report["selection"]["requirements"] else "") + " (partial: not a certification run)")
     for r in report["requirements"]:
         if r["verdict"] in ("FAIL", "ERROR", "WARN"):
             first = (r["message"] or "").splitlines()[0:1]
