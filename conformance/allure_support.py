@@ -28,9 +28,34 @@ def label_check(item: pytest.Item, requirements: list[Any]) -> None:
         allure.dynamic.feature(r.area)
         allure.dynamic.story(f"{r.id} {r.title}")
         allure.dynamic.link(f"{SPEC_URL}#{r.id.lower()}", name=f"spec {r.id} (§{r.section})")
+        # Behaviors view groups by epic: one epic per milestone, named with the gatekeeper's test.
+        allure.dynamic.epic(_milestone_titles().get(r.milestone, r.milestone))
+        allure.dynamic.label("milestone", r.milestone)
+        allure.dynamic.label("provenance", r.provenance)
     if requirements:
         allure.dynamic.severity("critical" if any(r.level == "MUST" for r in requirements) else "normal")
         allure.dynamic.description("\n\n".join(f"**{r.id} ({r.level})** {r.text}" for r in requirements))
+
+
+def _milestone_titles() -> dict[str, str]:
+    from .catalog import load_milestones
+
+    return {m.id: f"{m.id} {m.name} — test: {m.test}" for m in load_milestones()}
+
+
+def write_milestone_verdicts(config: pytest.Config, report: dict[str, Any]) -> None:
+    """Per-milestone verdicts into the Allure results' ``environment.properties`` (shown on
+    the Allure overview page), so the milestone status is visible without our own reports."""
+    from pathlib import Path
+
+    out = Path(config.option.allure_report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"profile={report['profile']['name']} {report['profile']['version']}",
+             f"selection.provenance={','.join(report['selection']['provenance'])}"]
+    for m in report["milestones"]:
+        text = f"{m['verdict']} ({m['requirements']} requirements): {m['test']}"
+        lines.append(f"milestone.{m['id']}={text}".replace("\n", " "))
+    (out / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def attach_evidence(entries: list[dict[str, Any]], verdict: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import __version__
-from .catalog import AREAS, load_catalog
+from .catalog import AREAS, BASES, load_catalog
 from .profile import ProfileError, load_declaration, load_profile
 from .results import CheckResult, RunResults
 from .verdicts import NOT_APPLICABLE_PREFIX, NOT_TESTED_PREFIX, CheckFailed, Verdict
@@ -51,6 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="certification mode: NOT_TESTED on a required item fails the run")
     g.addoption("--req", action="append", default=[], metavar="ID",
                 help="run only the checks of this requirement (repeatable)")
+    g.addoption("--provenance", dest="conformance_provenance", default=None, metavar="BASIS[,BASIS]",
+                help="run only requirements of these provenance classes: framework (what the "
+                     "gatekeeper publishes), observed (WhatsApp client behaviour), profile (this "
+                     "profile's choices); comma-separated; the report says which selection ran")
     g.addoption("--reference-fault", action="append", default=[], metavar="NAME",
                 help="start the embedded reference provider with this named fault (repeatable; "
                      "for proving the suite, see `conformance serve-reference --list-faults`)")
@@ -103,6 +107,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("-n/--numprocesses cannot be used with an external --harness: the "
                                 "harness serves one gatekeeper at a time; run serially (the embedded "
                                 "reference provider runs in parallel fine)")
+    from .catalog import CatalogError
+    from .catalog.cli import parse_bases
+
+    try:
+        bases = parse_bases(config.getoption("conformance_provenance"))
+    except CatalogError as exc:
+        raise pytest.UsageError(f"--provenance: {exc}") from None
+    config.stash[PROVENANCE_KEY] = bases
+    if bases != BASES and config.getoption("certify"):
+        raise pytest.UsageError("--certify checks the whole profile: drop --provenance")
     config.stash[PROFILE_KEY] = profile
     config.stash[DECLARATION_KEY] = declaration
     if not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
@@ -117,13 +131,19 @@ def pytest_configure(config: pytest.Config) -> None:
             harness=option(config, "harness") or "",
             vectors_version=_vectors_version(), declaration_digest=declaration.digest,
             certify=config.getoption("certify"), insecure=config.getoption("insecure"),
-            started=now, not_applicable=frozenset(unsupported_ok))
+            started=now, not_applicable=frozenset(unsupported_ok),
+            provenance=bases, only_requirements=tuple(dict.fromkeys(config.getoption("req"))))
+        if bases != BASES:  # the report lists only what was selected
+            results = config.stash[RESULTS_KEY]
+            results.profile_requirements = [r for r in results.profile_requirements
+                                            if r.provenance in bases]
         if config.getoption("certify") and config.pluginmanager.hasplugin("rerunfailures"):
             if getattr(config.option, "reruns", 0):
                 raise pytest.UsageError("--certify forbids reruns (--reruns)")
 
 
 PROFILE_KEY = pytest.StashKey["object"]()
+PROVENANCE_KEY = pytest.StashKey["tuple"]()
 DECLARATION_KEY = pytest.StashKey["object"]()
 
 
@@ -169,10 +189,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = set(config.getoption("req"))
     for rid in wanted - set(by_id):
         raise pytest.UsageError(f"--req {rid}: unknown requirement")
+    bases = config.stash.get(PROVENANCE_KEY, BASES)
+    selected = {rid for rid in in_profile if by_id[rid].provenance in bases}
     keep, drop = [], []
     for item in items:
         ids = set(requirement_ids(item))
-        ok = bool(ids & in_profile) and (not wanted or bool(ids & wanted))
+        ok = bool(ids & selected) and (not wanted or bool(ids & wanted))
         (keep if ok else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -299,6 +321,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = Path(option(config, "report_dir") or "reports")
     config.stash[REPORT_PATHS_KEY] = write_all(results, out, signing_key=option(config, "signing_key"),
                                                interrupted=interrupted)
+    from . import allure_support
+
+    if allure_support.enabled(config):
+        allure_support.write_milestone_verdicts(config, results.to_report())
     overall = results.overall()
     if overall != "PASS" and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -320,6 +346,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         tr.write_line(f"{area:12}" + "".join(f"{counts[c]:>15}" for c in cols))
     tot = report["summary"]["by_verdict"]
     tr.write_line(f"{'total':12}" + "".join(f"{tot[c]:>15}" for c in cols))
+    for m in report["milestones"]:
+        tr.write_line(f"  {m['id']} {m['verdict']:14} {m['requirements']:3} req  \"{m['test']}\"")
+    if not report["selection"]["complete"]:
+        tr.write_line(f"  selection: provenance {','.join(report['selection']['provenance'])}"
+                      + (f", requirements {','.join(report['selection']['requirements'])}"
+                         if report["selection"]["requirements"] else "") + " (partial: not a certification run)")
     for r in report["requirements"]:
         if r["verdict"] in ("FAIL", "ERROR", "WARN"):
             first = (r["message"] or "").splitlines()[0:1]

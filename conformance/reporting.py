@@ -38,6 +38,14 @@ def validate_report(report: dict[str, Any]) -> list[str]:
 
 def render_junit(results: RunResults) -> bytes:
     suite = ET.Element("testsuite", name="conformance", tests=str(len(results.checks)))
+    report = results.to_report()
+    suite_props = ET.SubElement(suite, "properties")
+    for m in report["milestones"]:  # per-milestone verdicts, in the gatekeeper's test wording
+        ET.SubElement(suite_props, "property", name=f"milestone.{m['id']}",
+                      value=f"{m['verdict']}: {m['test']} ({m['requirements']} requirements)")
+    ET.SubElement(suite_props, "property", name="selection.provenance",
+                  value=",".join(report["selection"]["provenance"]))
+    by_id = {r.id: r for r in results.profile_requirements}
     counts = {"failures": 0, "errors": 0, "skipped": 0}
     for c in results.checks:
         module, _, name = c.nodeid.rpartition("::")
@@ -46,6 +54,10 @@ def render_junit(results: RunResults) -> bytes:
         props = ET.SubElement(case, "properties")
         for rid in c.requirements:
             ET.SubElement(props, "property", name="requirement", value=rid)
+        for rid in c.requirements:
+            if rid in by_id:
+                ET.SubElement(props, "property", name="milestone", value=by_id[rid].milestone)
+                ET.SubElement(props, "property", name="provenance", value=by_id[rid].provenance)
         ET.SubElement(props, "property", name="verdict", value=c.verdict.value)
         msg = redact_text(c.message)
         if c.verdict.value == "FAIL":
@@ -90,6 +102,43 @@ def _chart(by_area: dict[str, dict[str, int]]) -> str:
             f'xmlns="http://www.w3.org/2000/svg">{"".join(rows)}</svg>')
 
 
+def _milestones_html(milestones: list[dict[str, Any]]) -> str:
+    """The six milestones at a glance: one tile each, coloured by verdict, with the wording of
+    the gatekeeper's own test (older reports without milestones show nothing)."""
+    if not milestones:
+        return ""
+    e = html.escape
+    tiles = "".join(
+        f"<li class='ms' data-milestone='{e(m['id'])}' data-verdict='{e(m['verdict'])}' "
+        f"style='border-top-color:{_COLOURS[m['verdict']]}'>"
+        f"<span class='badge' style='background:{_COLOURS[m['verdict']]}'>{m['verdict'].replace('_', ' ')}</span>"
+        f"<strong>{e(m['id'])}</strong> {e(m['name'])}"
+        f"<q>{e(m['test'])}</q>"
+        f"<small>{m['requirements']} requirement(s)"
+        f"{(' · failing: ' + e(', '.join(m['failing']))) if m['failing'] else ''}</small></li>"
+        for m in milestones)
+    return f"<h2>Milestones</h2><ol id='milestones'>{tiles}</ol>"
+
+
+def _selection_html(selection: dict[str, Any] | None) -> str:
+    if not selection:
+        return ""
+    e = html.escape
+    what = "provenance " + ", ".join(selection["provenance"])
+    if selection["requirements"]:
+        what += " · requirements " + ", ".join(selection["requirements"])
+    note = "" if selection["complete"] else " <strong>(partial selection: not a certification run)</strong>"
+    return f"<dt>Selection</dt><dd id='selection'>{e(what)}{note}</dd>"
+
+
+def _provenance_text(r: dict[str, Any]) -> str:
+    p = r.get("provenance")
+    if not p:
+        return ""
+    detail = p.get("source") if p["basis"] != "profile" else p.get("reason")
+    return f"{p['basis']}" + (f" ({detail})" if detail else "")
+
+
 def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]]) -> str:
     e = html.escape
     result = report["result"]
@@ -112,7 +161,10 @@ def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]
             f"<h3><span class='badge' style='background:{_COLOURS[r['verdict']]}'>{r['verdict'].replace('_', ' ')}</span> "
             f"{e(r['id'])} — {e(r['title'])}</h3>"
             f"<p class='meta'>{e(r['level'])} · {e(r['role'])} · {e(r['area'])} · §{e(r['section'])} · "
+            f"{(e(r['milestone']) + ' · ') if r.get('milestone') else ''}"
             f"{len(r['checks'])} check(s), {r['duration']:.2f} s</p>"
+            + (f"<p class='meta prov' data-provenance='{e(r['provenance']['basis'])}'>provenance: "
+               f"{e(_provenance_text(r))}</p>" if r.get("provenance") else "") +
             f"<blockquote>{e(r['text'])}</blockquote>{msg}{ev}"
             f"<p class='rerun'>Rerun: <code>{e(r['rerun'])}</code></p></section>")
     attention = [r for r in report["requirements"] if r["verdict"] in ("FAIL", "ERROR", "WARN", "NOT_TESTED")]
@@ -143,6 +195,9 @@ h3{{margin:6px 0;font-size:16px}}.meta{{color:#57606a;margin:0;font-size:13px}}
 blockquote{{margin:8px 0;padding:4px 10px;border-left:3px solid #d0d7de;color:#31363b}}
 pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-size:12px;overflow:auto}}
 .rerun code{{font-size:12px}}dl{{display:grid;grid-template-columns:max-content auto;gap:2px 12px}}dt{{color:#57606a}}
+#milestones{{display:grid;grid-template-columns:repeat(3,1fr);gap:10px;list-style:none;padding:0}}
+.ms{{background:#fff;border:1px solid #d0d7de;border-top-width:6px;border-radius:6px;padding:8px 10px}}
+.ms q{{display:block;margin:4px 0;color:#31363b;font-style:italic}}.ms small{{color:#57606a}}
 </style></head><body><main>
 <div class="result {result}" id="overall">{result}: profile {e(report['profile']['name'])} {e(report['profile']['version'])}</div>
 <dl>
@@ -152,7 +207,9 @@ pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-
 <dt>Run</dt><dd>{e(report['started'])} → {e(report['finished'])}{' · certification mode' if report['certify'] else ''}</dd>
 {"<dt>TLS</dt><dd><strong>--insecure: certificates were not verified</strong></dd>" if report['insecure'] else ""}
 <dt>Declaration</dt><dd>{e(report['declaration_sha256'] or 'none')}</dd>
+{_selection_html(report.get('selection'))}
 </dl>
+{_milestones_html(report.get('milestones', []))}
 <h2>Summary by area</h2>
 <table id="summary"><tr><th>area</th>{head}</tr>{area_rows}
 <tr><th>total</th>{''.join(f"<th class='n' data-verdict='{v}'>{s['by_verdict'][v]}</th>" for v in _COLOURS)}</tr></table>

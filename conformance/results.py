@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Requirement
+from .catalog import BASES, Requirement
+from .milestones import milestone_rollup
 from .verdicts import Verdict, worst
 
 __all__ = ["CheckResult", "RunResults", "REPORT_FORMAT"]
@@ -48,6 +49,10 @@ class RunResults:
     finished: str = ""
     not_applicable: frozenset[str] = frozenset()
     checks: list[CheckResult] = field(default_factory=list)
+    #: Which part of the profile ran: the provenance classes (``--provenance``) and the
+    #: requirement IDs (``--req``; empty = all); a partial selection never certifies.
+    provenance: tuple[str, ...] = BASES
+    only_requirements: tuple[str, ...] = ()
 
     def requirement_verdicts(self) -> dict[str, Verdict]:
         per: dict[str, list[Verdict]] = {r.id: [] for r in self.profile_requirements}
@@ -92,6 +97,9 @@ class RunResults:
                 "message": failure,
                 "evidence": [f"wire/{evidence_name(c.nodeid)}.jsonl" for c in checks if c.evidence],
                 "rerun": rerun_command.format(target=self.target or "<embedded>", id=r.id),
+                "provenance": {k: v for k, v in (("basis", r.provenance), ("source", r.source),
+                                                 ("reason", r.reason)) if v},
+                "milestone": r.milestone,
             })
         summary = Counter(v.value for v in verdicts.values())
         return {
@@ -108,6 +116,10 @@ class RunResults:
             "finished": self.finished,
             "environment": {"python": sys.version.split()[0], "platform": platform.platform(terse=True)},
             "result": self.overall(),
+            "selection": {"provenance": list(self.provenance),
+                          "requirements": list(self.only_requirements),
+                          "complete": set(self.provenance) == set(BASES) and not self.only_requirements},
+            "milestones": milestone_rollup(reqs),
             "summary": {
                 "requirements": len(self.profile_requirements),
                 "checks": len(self.checks),

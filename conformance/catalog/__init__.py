@@ -21,7 +21,10 @@ import yaml
 
 __all__ = [
     "AREAS",
+    "BASES",
     "LEVELS",
+    "MILESTONE_IDS",
+    "Milestone",
     "PROFILES",
     "ROLES",
     "CatalogError",
@@ -32,7 +35,10 @@ __all__ = [
     "diff_catalog_against_spec",
     "dump_catalog",
     "load_catalog",
+    "load_milestones",
     "parse_spec",
+    "parse_spec_milestones",
+    "requirements_at",
     "parse_spec_requirements",
     "spec_profile_version",
 ]
@@ -57,7 +63,16 @@ AREAS: dict[str, str] = {
     "GRP": "groups",
 }
 
+#: Where a requirement comes from (spec §2 "Provenance"): the gatekeeper's public technical
+#: framework or Reference Offer, behaviour observed in (reverse-engineered) WhatsApp clients, or a
+#: choice of this profile where the public sources are silent.
+BASES: tuple[str, ...] = ("framework", "observed", "profile")
+#: The gatekeeper's six onboarding milestones (spec §1.1); every requirement maps to one.
+MILESTONE_IDS: tuple[str, ...] = ("M1", "M2", "M3", "M4", "M5", "M6")
+FIRST_VERSION = "1.0.0"
+
 _ID_RE = re.compile(r"^(?P<prefix>[A-Z0-9]+)-\d{3}$")
+_SOURCE_ID = re.compile(r"\bS\d+b?\b")
 
 
 class CatalogError(ValueError):
@@ -76,6 +91,24 @@ class Requirement:
     role: str
     profiles: tuple[str, ...]
     area: str
+    #: ``framework``, ``observed`` or ``profile`` (see :data:`BASES`).
+    provenance: str = "profile"
+    #: Where in the public sources the rule is stated (source ids ``S1``..``S19`` of the research
+    #: notes, with section); required for ``framework`` and ``observed``.
+    source: str = ""
+    #: Why the profile chose this where the sources are silent; required for ``profile``.
+    reason: str = ""
+    milestone: str = "M1"
+    #: Profile version that introduced the requirement, and the one that withdrew it (IDs are
+    #: never reused: a changed meaning is a new ID, the old one is withdrawn and kept here).
+    added: str = FIRST_VERSION
+    withdrawn: str = ""
+    replaced_by: tuple[str, ...] = ()
+
+    def active_at(self, version: str) -> bool:
+        """Whether the requirement is part of profile ``version`` (added, not yet withdrawn)."""
+        v = _semver(version)
+        return _semver(self.added) <= v and (not self.withdrawn or v < _semver(self.withdrawn))
 
     def in_profiles(self, claimed: set[str] | frozenset[str] | tuple[str, ...]) -> bool:
         """Whether a run claiming ``claimed`` (``full`` meaning all) must check this requirement."""
@@ -90,6 +123,40 @@ class SpecEntry(NamedTuple):
     role: str
     profiles: tuple[str, ...]
     title: str
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """One of the gatekeeper's onboarding milestones, with the wording of its own test."""
+
+    id: str
+    name: str
+    test: str
+    source: str
+
+
+def _semver(version: str) -> tuple[int, int, int]:
+    parts = version.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise CatalogError(f"{version!r} is not a MAJOR.MINOR.PATCH version")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def _check_provenance(where: str, req: Requirement) -> None:
+    """Rules the schema states per basis, restated so spec parse errors read the same."""
+    if req.provenance not in BASES:
+        raise CatalogError(f"{where}: {req.id}: provenance {req.provenance!r} is not one of {BASES}")
+    if req.provenance in ("framework", "observed") and not _SOURCE_ID.search(req.source):
+        raise CatalogError(f"{where}: {req.id}: {req.provenance} provenance needs a Source naming "
+                           f"a source id (S1..S19) and section")
+    if req.provenance == "profile" and not req.reason:
+        raise CatalogError(f"{where}: {req.id}: profile provenance needs a Reason")
+    if req.milestone not in MILESTONE_IDS:
+        raise CatalogError(f"{where}: {req.id}: milestone {req.milestone!r} is not one of {MILESTONE_IDS}")
+    if req.withdrawn and _semver(req.withdrawn) <= _semver(req.added):
+        raise CatalogError(f"{where}: {req.id}: withdrawn in {req.withdrawn}, not after {req.added}")
+    if req.replaced_by and not req.withdrawn:
+        raise CatalogError(f"{where}: {req.id}: replaced_by without withdrawn")
 
 
 def area_for_id(req_id: str) -> str:
@@ -123,26 +190,44 @@ def _load_document(path: Path) -> dict[str, Any]:
     return doc
 
 
-def load_catalog(path: str | Path | None = None) -> list[Requirement]:
+def _requirement_from_entry(entry: dict[str, Any]) -> Requirement:
+    prov = entry["provenance"]
+    hist = entry.get("history", {})
+    return Requirement(
+        id=entry["id"],
+        level=entry["level"],
+        title=entry["title"],
+        text=entry["text"],
+        section=entry["section"],
+        role=entry["role"],
+        profiles=tuple(entry["profiles"]),
+        area=entry["area"],
+        provenance=prov["basis"],
+        source=prov.get("source", ""),
+        reason=prov.get("reason", ""),
+        milestone=entry["milestone"],
+        added=str(hist.get("added", FIRST_VERSION)),
+        withdrawn=str(hist.get("withdrawn", "")),
+        replaced_by=tuple(hist.get("replaced_by", ())),
+    )
+
+
+def load_catalog(path: str | Path | None = None, *, include_withdrawn: bool = False) -> list[Requirement]:
     """Load and validate the catalog; entries keep the file's (spec) order.
 
-    Beyond the JSON Schema it enforces unique IDs and that ``area`` matches the prefix.
+    By default only the requirements of the catalog's own ``profile_version`` are returned;
+    ``include_withdrawn`` adds those withdrawn by it (kept so that older reports still verify,
+    see :func:`requirements_at`). Beyond the JSON Schema it enforces unique IDs, that ``area``
+    matches the prefix, the provenance rules and that replacements exist.
     """
     path = Path(path) if path is not None else CATALOG_PATH
     doc = _load_document(path)
+    version = str(doc["profile_version"])
     out: list[Requirement] = []
     seen: set[str] = set()
     for entry in doc["requirements"]:
-        req = Requirement(
-            id=entry["id"],
-            level=entry["level"],
-            title=entry["title"],
-            text=entry["text"],
-            section=entry["section"],
-            role=entry["role"],
-            profiles=tuple(entry["profiles"]),
-            area=entry["area"],
-        )
+        req = _requirement_from_entry(entry)
+        _check_provenance(str(path), req)
         if req.id in seen:
             raise CatalogError(f"{path}: duplicate requirement id {req.id}")
         seen.add(req.id)
@@ -151,7 +236,25 @@ def load_catalog(path: str | Path | None = None) -> list[Requirement]:
                 f"{path}: {req.id} has area {req.area!r}, its prefix gives {area_for_id(req.id)!r}"
             )
         out.append(req)
-    return out
+    for req in out:
+        for new in req.replaced_by:
+            if new not in seen:
+                raise CatalogError(f"{path}: {req.id} is replaced by unknown requirement {new}")
+    if include_withdrawn:
+        return out
+    return [r for r in out if r.active_at(version)]
+
+
+def requirements_at(version: str, path: str | Path | None = None) -> list[Requirement]:
+    """The requirements that made up profile ``version`` (for verifying an older report)."""
+    _semver(version)
+    return [r for r in load_catalog(path, include_withdrawn=True) if r.active_at(version)]
+
+
+def load_milestones(path: str | Path | None = None) -> list[Milestone]:
+    """The six milestones, in order, with the gatekeeper's test wording."""
+    doc = _load_document(Path(path) if path is not None else CATALOG_PATH)
+    return [Milestone(m["id"], m["name"], m["test"], m["source"]) for m in doc["milestones"]]
 
 
 def catalog_profile_version(path: str | Path | None = None) -> str:
@@ -159,23 +262,44 @@ def catalog_profile_version(path: str | Path | None = None) -> str:
     return str(_load_document(Path(path) if path is not None else CATALOG_PATH)["profile_version"])
 
 
-def dump_catalog(requirements: list[Requirement], profile_version: str) -> str:
+def _entry(r: Requirement) -> dict[str, Any]:
+    prov: dict[str, str] = {"basis": r.provenance}
+    if r.source:
+        prov["source"] = r.source
+    if r.reason:
+        prov["reason"] = r.reason
+    entry: dict[str, Any] = {
+        "id": r.id,
+        "level": r.level,
+        "title": r.title,
+        "text": r.text,
+        "section": r.section,
+        "role": r.role,
+        "profiles": list(r.profiles),
+        "area": r.area,
+        "provenance": prov,
+        "milestone": r.milestone,
+    }
+    hist: dict[str, Any] = {}
+    if r.added != FIRST_VERSION or r.withdrawn:
+        hist["added"] = r.added
+    if r.withdrawn:
+        hist["withdrawn"] = r.withdrawn
+    if r.replaced_by:
+        hist["replaced_by"] = list(r.replaced_by)
+    if hist:
+        entry["history"] = hist
+    return entry
+
+
+def dump_catalog(requirements: list[Requirement], profile_version: str,
+                 milestones: list[Milestone]) -> str:
     """Serialize requirements as ``requirements.yaml`` (used to regenerate it from the spec)."""
     doc = {
         "profile_version": profile_version,
-        "requirements": [
-            {
-                "id": r.id,
-                "level": r.level,
-                "title": r.title,
-                "text": r.text,
-                "section": r.section,
-                "role": r.role,
-                "profiles": list(r.profiles),
-                "area": r.area,
-            }
-            for r in requirements
-        ],
+        "milestones": [{"id": m.id, "name": m.name, "test": m.test, "source": m.source}
+                       for m in milestones],
+        "requirements": [_entry(r) for r in requirements],
     }
     header = (
         "# Requirement catalog of the interop profile. Generated from docs/spec/interop-profile.md\n"
@@ -193,6 +317,12 @@ _META = re.compile(
     r"^- Level: (?P<level>MUST|SHOULD|MAY) · Role: (?P<role>provider-server|provider-client)"
     r" · Profiles: (?P<profiles>[a-z]+(?:, [a-z]+)*)\s*$"
 )
+_PROVENANCE = re.compile(r"^- Provenance: (?P<basis>[a-z]+)(?P<rest>(?: · (?:Source|Reason): [^·]+?)+)"
+                         r" · Milestone: (?P<milestone>M\d)\s*$")
+_HISTORY = re.compile(r"^- History: added (?P<added>\d+\.\d+\.\d+)"
+                      r"(?: · withdrawn (?P<withdrawn>\d+\.\d+\.\d+))?"
+                      r"(?: · replaced by (?P<by>[A-Z0-9]+-\d{3}(?:, [A-Z0-9]+-\d{3})*))?\s*$")
+_MILESTONE_ROW = re.compile(r"^\| (?P<id>M\d) \| (?P<name>[^|]+?) \| (?P<test>[^|]+?) \| (?P<source>[^|]+?) \|\s*$")
 _VERSION = re.compile(r"^- profile_version: (?P<v>\d+\.\d+\.\d+)\s*$")
 _SECTION_NUM = re.compile(r"^(?P<num>\d+(?:\.\d+)*)\.?\s+(?P<title>.+)$")
 
@@ -219,8 +349,10 @@ def parse_spec(path: str | Path | None = None) -> dict[str, Requirement]:
     """Parse every requirement entry of the spec, in document order.
 
     Grammar (spec §2): ``#### ID — Title``, then directly the metadata line
-    ``- Level: L · Role: R · Profiles: p, q``, a blank line, and one paragraph of normative
-    text. Further paragraphs before the next heading must start with ``Note:``; anything
+    ``- Level: L · Role: R · Profiles: p, q``, the provenance line
+    ``- Provenance: B · Source: … | Reason: … · Milestone: Mn``, optionally a history line
+    ``- History: added X.Y.Z[ · withdrawn X.Y.Z][ · replaced by ID, ID]``, a blank line, and
+    one paragraph of normative text. Further paragraphs before the next heading must start with ``Note:``; anything
     else is an error, so normative text cannot slip past the catalog.
     """
     path = Path(path) if path is not None else SPEC_PATH
@@ -255,9 +387,24 @@ def parse_spec(path: str | Path | None = None) -> dict[str, Requirement]:
             bad = [p for p in profiles if p not in PROFILES]
             if bad or len(set(profiles)) != len(profiles):
                 raise fail(no + 1, f"{req_id}: bad profiles {profiles}")
-            j = i + 2
+            if i + 2 >= len(lines) or (prov := _PROVENANCE.match(lines[i + 2][1])) is None:
+                raise fail(no + 2, f"{req_id}: expected '- Provenance: framework|observed|profile"
+                                   f" · Source: …|Reason: … · Milestone: M1..M6'")
+            fields: dict[str, str] = {}
+            for part in prov.group("rest").split(" · ")[1:]:
+                key, _, value = part.partition(": ")
+                if key.lower() in fields:
+                    raise fail(no + 2, f"{req_id}: {key} given twice")
+                fields[key.lower()] = value.strip()
+            j = i + 3
+            history = None
+            if j < len(lines) and lines[j][1].startswith("- History:"):
+                if (history := _HISTORY.match(lines[j][1])) is None:
+                    raise fail(lines[j][0], f"{req_id}: expected '- History: added X.Y.Z"
+                                            f"[ · withdrawn X.Y.Z][ · replaced by ID, …]'")
+                j += 1
             if j >= len(lines) or lines[j][1].strip():
-                raise fail(no + 2, f"{req_id}: expected a blank line after the metadata line")
+                raise fail(no + 2, f"{req_id}: expected a blank line after the metadata lines")
             paragraphs: list[list[str]] = []
             while j < len(lines) and not lines[j][1].startswith("#"):
                 if lines[j][1].strip():
@@ -279,12 +426,34 @@ def parse_spec(path: str | Path | None = None) -> dict[str, Requirement]:
                 role=meta.group("role"),
                 profiles=profiles,
                 area=area,
+                provenance=prov.group("basis"),
+                source=fields.get("source", ""),
+                reason=fields.get("reason", ""),
+                milestone=prov.group("milestone"),
+                added=history.group("added") if history else FIRST_VERSION,
+                withdrawn=(history.group("withdrawn") or "") if history else "",
+                replaced_by=tuple(history.group("by").split(", ")) if history and history.group("by") else (),
             )
+            try:
+                _check_provenance(f"{path}:{no}", out[req_id])
+            except CatalogError as exc:
+                raise fail(no + 2, str(exc).split(": ", 1)[1]) from None
             i = j
             continue
         i += 1
     if not out:
         raise CatalogError(f"{path}: no requirement entries found")
+    return out
+
+
+def parse_spec_milestones(path: str | Path | None = None) -> list[Milestone]:
+    """The milestone table of spec §1.1: ``| M1 | name | the gatekeeper's test | source |``."""
+    path = Path(path) if path is not None else SPEC_PATH
+    rows = [m for _, line in _spec_lines(path) if (m := _MILESTONE_ROW.match(line))]
+    out = [Milestone(m.group("id"), m.group("name"), m.group("test"), m.group("source")) for m in rows]
+    if [m.id for m in out] != list(MILESTONE_IDS):
+        raise CatalogError(f"{path}: the milestone table must list {', '.join(MILESTONE_IDS)} once each, "
+                           f"in order; found {[m.id for m in out]}")
     return out
 
 
@@ -319,7 +488,8 @@ def diff_catalog_against_spec(
         problems.append(f"{rid}: in the catalog, missing from the spec")
     for rid in sorted(by_id.keys() & spec.keys()):
         cat, sp = by_id[rid], spec[rid]
-        for field in ("level", "role", "title", "section", "area"):
+        for field in ("level", "role", "title", "section", "area", "provenance", "source",
+                      "reason", "milestone", "added", "withdrawn", "replaced_by"):
             if getattr(cat, field) != getattr(sp, field):
                 problems.append(f"{rid}: {field} {getattr(cat, field)!r} in the catalog, "
                                 f"{getattr(sp, field)!r} in the spec")

@@ -13,6 +13,7 @@ from conformance.catalog import (
     SPEC_PATH,
     dump_catalog,
     parse_spec,
+    parse_spec_milestones,
     spec_profile_version,
 )
 
@@ -21,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.catalog", description=__doc__)
     parser.add_argument("--write", action="store_true", help="rewrite requirements.yaml")
     args = parser.parse_args(argv)
-    text = dump_catalog(list(parse_spec(SPEC_PATH).values()), spec_profile_version(SPEC_PATH))
+    text = dump_catalog(list(parse_spec(SPEC_PATH).values()), spec_profile_version(SPEC_PATH),
+                        parse_spec_milestones(SPEC_PATH))
     if args.write:
         CATALOG_PATH.write_text(text, encoding="utf-8")
         print(f"wrote {CATALOG_PATH}")

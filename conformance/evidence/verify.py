@@ -5,7 +5,8 @@ encryption or unexpected flags or methods, size and entry-count limits); the Ed2
 over ``manifest.json`` and who made it (the pinned key, or the key beside the bundle, which
 proves integrity only); that the signer fingerprint named in the manifest and report matches;
 that the zip holds exactly the files the manifest lists, each with its SHA-256; that
-``report.json`` matches its schema and is not an interrupted run's; that every requirement the
+``report.json`` matches its schema and is neither an interrupted run's nor a partial
+selection's (``--provenance``); that every requirement the
 profile requires is present; and that none is FAIL, ERROR or (MUST) NOT_TESTED.
 
 Exit codes:
@@ -178,6 +179,10 @@ def verify(bundle: Path, *, profile: str | None = None, public_key: Path | None 
         raise VerifyError(EXIT_INCOMPLETE, "report.json does not match its schema: " + "; ".join(errors[:3])[:400])
     if report.get("interrupted"):
         raise VerifyError(EXIT_INCOMPLETE, "report.json is an interrupted run's partial report")
+    selection = report.get("selection")  # absent in 1.0.0-era reports: they ran everything
+    if isinstance(selection, dict) and selection.get("complete") is False:
+        raise VerifyError(EXIT_INCOMPLETE, "report.json is a partial selection's (provenance "
+                          f"{','.join(selection.get('provenance', []))}), not a whole-profile run")
     from ..profile import ProfileError, load_profile
 
     try:

@@ -26,6 +26,15 @@ def test_allure_results_carry_requirements_links_and_evidence(tmp_path: Path):
     labels = {l["value"] for r in results for l in r["labels"] if l["name"] == "requirement"}
     assert labels == {"ID-001", "ID-004"}
     assert all(any("interop-profile.md#" in k["url"] for k in r.get("links", [])) for r in results)
+    # milestone and provenance labels, one epic per milestone named with the gatekeeper's test
+    for r in results:
+        got = {l["name"]: l["value"] for l in r["labels"]}
+        assert got["milestone"] == "M1"
+        assert got["provenance"] == {"ID-001": "framework", "ID-004": "profile"}[got["requirement"]]
+        assert got["epic"].startswith("M1 ") and "enlist a user and verify the response" in got["epic"]
+    env = dict(line.split("=", 1) for line in (allure_dir / "environment.properties").read_text().splitlines())
+    assert env["milestone.M1"].startswith("PASS (2 requirements)")
+    assert env["milestone.M2"].startswith("NOT_TESTED (0 requirements)")
     containers = [json.loads(p.read_text()) for p in allure_dir.glob("*-container.json")]
     attachments = [a for c in containers for f in c.get("afters", []) for a in f.get("attachments", [])]
     assert len(attachments) >= len(results)

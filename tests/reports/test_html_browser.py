@@ -3,6 +3,7 @@ errors, and its summary shows the counts of report.json. The screenshot is kept 
 under ``reports/test-artifacts/``."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -56,6 +57,14 @@ def test_html_report_renders_without_console_errors_and_shows_the_counts(tmp_pat
     assert {k: int(v) for k, v in shown.items()} == report["summary"]["by_verdict"]
     for r in report["requirements"]:
         assert f'id="{r["id"]}"' in dom.stdout
+    # the six milestones at a glance, each with its verdict and the gatekeeper's own test wording
+    tiles = re.findall(r'<li class="ms" data-milestone="(M\d)" data-verdict="([A-Z_]+)"', dom.stdout)
+    assert [m for m, _ in tiles] == ["M1", "M2", "M3", "M4", "M5", "M6"]
+    assert dict(tiles) == {m["id"]: m["verdict"] for m in report["milestones"]}
+    assert dict(tiles)["M1"] == "FAIL" and dict(tiles)["M2"] == "ERROR"  # ENL-001, CHN-008
+    for m in report["milestones"]:
+        assert html.escape(m["test"], quote=False) in dom.stdout
+    assert 'data-provenance="framework"' in dom.stdout
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report-screenshot.png"
@@ -63,3 +72,8 @@ def test_html_report_renders_without_console_errors_and_shows_the_counts(tmp_pat
     assert res.returncode == 0, res.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the milestones come first, right under the overall result, and get their own shot
+    assert dom.stdout.index('id="milestones"') < dom.stdout.index('id="summary"')
+    top = ARTIFACTS / "report-milestones.png"
+    res = _run([f"--screenshot={top}", "--window-size=1200,700", "--hide-scrollbars", url], tmp_path)
+    assert res.returncode == 0 and top.exists() and top.stat().st_size > 10_000, res.stderr[-2000:]

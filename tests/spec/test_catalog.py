@@ -16,8 +16,10 @@ import yaml
 
 from conformance.catalog import (
     AREAS,
+    BASES,
     CATALOG_PATH,
     LEVELS,
+    MILESTONE_IDS,
     PROFILES,
     ROLES,
     SPEC_PATH,
@@ -28,8 +30,10 @@ from conformance.catalog import (
     diff_catalog_against_spec,
     dump_catalog,
     load_catalog,
+    load_milestones,
     normalize_ws,
     parse_spec,
+    parse_spec_milestones,
     parse_spec_requirements,
     spec_profile_version,
 )
@@ -100,6 +104,24 @@ def _write_catalog(tmp_path: Path, mutate: Any) -> Path:
         pytest.param(lambda reqs: reqs[0].update(id="ID-1"), id="bad-id"),
         pytest.param(lambda reqs: reqs[0].pop("text"), id="missing-field"),
         pytest.param(lambda reqs: reqs[0].update(extra=1), id="unknown-field"),
+        pytest.param(lambda reqs: reqs[0].pop("provenance"), id="no-provenance"),
+        pytest.param(lambda reqs: reqs[0].pop("milestone"), id="no-milestone"),
+        pytest.param(lambda reqs: reqs[0].update(milestone="M7"), id="bad-milestone"),
+        pytest.param(lambda reqs: reqs[0].update(provenance={"basis": "rumour", "source": "S2"}),
+                     id="bad-basis"),
+        pytest.param(lambda reqs: reqs[0].update(provenance={"basis": "framework"}),
+                     id="framework-without-source"),
+        pytest.param(lambda reqs: reqs[0].update(provenance={"basis": "observed", "source": "a blog"}),
+                     id="source-without-source-id"),
+        pytest.param(lambda reqs: reqs[0].update(provenance={"basis": "profile", "source": "S2 §1"}),
+                     id="profile-without-reason"),
+        pytest.param(lambda reqs: reqs[0].update(history={"added": "1.0.0", "replaced_by": ["ID-002"]}),
+                     id="replaced-without-withdrawn"),
+        pytest.param(lambda reqs: reqs[0].update(history={"added": "1.0.0", "withdrawn": "1.0.0"}),
+                     id="withdrawn-not-after-added"),
+        pytest.param(lambda reqs: reqs[0].update(
+            history={"added": "1.0.0", "withdrawn": "1.1.0", "replaced_by": ["ID-999"]}),
+                     id="replaced-by-unknown"),
     ],
 )
 def test_loader_rejects_invalid_catalogs(tmp_path: Path, mutate: Any) -> None:
@@ -130,14 +152,16 @@ def test_spec_and_catalog_agree(req_id: str) -> None:
 
 def test_catalog_is_exactly_the_generated_form() -> None:
     """``python -m conformance.catalog --write`` would not change the committed file."""
-    expected = dump_catalog(list(SPEC.values()), spec_profile_version())
+    expected = dump_catalog(list(SPEC.values()), spec_profile_version(), parse_spec_milestones())
     assert CATALOG_PATH.read_text(encoding="utf-8") == expected
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [("level", "SHOULD"), ("role", "provider-client"), ("profiles", ("media",)),
-     ("title", "Other"), ("text", "Something else entirely MUST.")],
+     ("title", "Other"), ("text", "Something else entirely MUST."), ("provenance", "observed"),
+     ("source", "S13 elsewhere"), ("reason", "another reason"), ("milestone", "M6"),
+     ("added", "1.1.0"), ("withdrawn", "2.0.0"), ("replaced_by", ("ID-001",))],
 )
 def test_disagreement_is_detected_and_names_the_id(field: str, value: Any) -> None:
     victim = CATALOG[5]
@@ -174,6 +198,76 @@ def test_parser_ignores_fenced_examples() -> None:
 def test_counts_per_area_and_level_are_reported() -> None:
     counts = Counter((r.area, r.level) for r in CATALOG)
     assert sum(counts.values()) == len(SPEC)
+
+
+# ------------------------------------------------------------------ provenance and milestones
+
+CURRENT = load_catalog()
+ALL = load_catalog(include_withdrawn=True)
+
+
+@pytest.mark.parametrize("req", ALL, ids=lambda r: r.id)
+def test_every_requirement_has_provenance_and_a_milestone(req: Requirement) -> None:
+    assert req.provenance in BASES and req.milestone in MILESTONE_IDS
+    if req.provenance in ("framework", "observed"):
+        assert re.search(r"\bS\d+", req.source), req.id
+    else:
+        assert req.reason, req.id
+
+
+def test_milestones_are_the_six_with_the_gatekeepers_wording() -> None:
+    ms = load_milestones()
+    assert [m.id for m in ms] == list(MILESTONE_IDS) == [m.id for m in parse_spec_milestones()]
+    assert ms == parse_spec_milestones()
+    tests = {m.id: m.test for m in ms}
+    assert tests["M1"] == "enlist a user and verify the response"
+    assert tests["M2"] == "handshake completes and ping gets a response"
+    assert tests["M5"] == "send a deletion request"
+    assert {r.milestone for r in CURRENT} == set(MILESTONE_IDS), "every milestone has requirements"
+
+
+def test_provenance_is_honest_about_the_known_cases() -> None:
+    """The issue's own examples: ENL field sizes are the gatekeeper's; the 16 MiB media floor,
+    the 24 h token lifetime and the retry limit of 5 are this profile's choices."""
+    by_id = {r.id: r for r in ALL}
+    assert by_id["ENL-002"].provenance == "framework" and "S2" in by_id["ENL-002"].source
+    for rid in ("MED-013", "ID-008", "E2E-017"):
+        assert by_id[rid].provenance == "profile", rid
+
+
+def test_parser_rejects_a_missing_or_bad_provenance_line(tmp_path: Path) -> None:
+    text = SPEC_PATH.read_text(encoding="utf-8")
+    first = next(iter(SPEC.values()))
+    lines = text.splitlines()
+    line = lines[lines.index(f"#### {first.id} — {first.title}") + 2]
+    assert line.startswith("- Provenance: framework")
+    for replacement, needle in (("", first.id), (line.replace("Milestone: M1", "Milestone: M9"), "M9"),
+                                ("- Provenance: framework · Milestone: M1", first.id),
+                                (line.replace("- Provenance: framework", "- Provenance: profile"), "Reason")):
+        path = tmp_path / "spec.md"
+        path.write_text(text.replace(line + "\n", replacement + ("\n" if replacement else ""), 1), "utf-8")
+        with pytest.raises(CatalogError, match=needle):
+            parse_spec(path)
+
+
+def test_catalog_command_shows_provenance_and_milestones() -> None:
+    import json as _json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "conformance.cli", "catalog", "--json"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    doc = _json.loads(out.stdout)
+    assert doc["summary"]["requirements"] == len(CURRENT) == len(doc["requirements"])
+    assert sum(doc["summary"]["by_provenance"].values()) == len(CURRENT)
+    assert sum(doc["summary"]["by_milestone"].values()) == len(CURRENT)
+    assert all(r["provenance"] in BASES and r["milestone"] in MILESTONE_IDS for r in doc["requirements"])
+    fw = subprocess.run([sys.executable, "-m", "conformance.cli", "catalog", "--provenance", "framework"],
+                        capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "ENL-002" in fw and "MED-013" not in fw
+    bad = subprocess.run([sys.executable, "-m", "conformance.cli", "catalog", "--provenance", "rumour"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "rumour" in bad.stdout
 
 
 # ------------------------------------------------------------------ OpenAPI documents

@@ -1,0 +1,49 @@
+"""Per-milestone roll-up: the gatekeeper onboards milestone by milestone (spec §1.1), so every
+report also says which of the six milestones pass, in the gatekeeper's own test wording.
+
+Kept apart from the writers: each of them (JSON, HTML, JUnit, Allure) renders the same
+roll-up, computed once from the per-requirement verdicts.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .catalog import MILESTONE_IDS, load_milestones
+from .verdicts import Verdict, worst
+
+__all__ = ["milestone_rollup"]
+
+
+def milestone_rollup(requirements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per milestone, in order, from report-shaped requirement entries (``id``,
+    ``milestone``, ``verdict``).
+
+    A milestone's verdict is the worst verdict of its requirements, NOT_APPLICABLE ones aside
+    (all of them NOT_APPLICABLE gives NOT_APPLICABLE); a milestone none of whose requirements
+    is in the run is NOT_TESTED with ``requirements: 0``, never a PASS.
+    """
+    by_milestone: dict[str, list[dict[str, Any]]] = {m: [] for m in MILESTONE_IDS}
+    for r in requirements:
+        if r.get("milestone") in by_milestone:
+            by_milestone[r["milestone"]].append(r)
+    out = []
+    for m in load_milestones():
+        reqs = by_milestone[m.id]
+        verdicts = [Verdict(r["verdict"]) for r in reqs]
+        applicable = [v for v in verdicts if v is not Verdict.NOT_APPLICABLE]
+        if not verdicts:
+            verdict = Verdict.NOT_TESTED
+        elif not applicable:
+            verdict = Verdict.NOT_APPLICABLE
+        else:
+            verdict = worst(applicable)
+        out.append({
+            "id": m.id,
+            "name": m.name,
+            "test": m.test,
+            "verdict": verdict.value,
+            "requirements": len(reqs),
+            "by_verdict": {v.value: verdicts.count(v) for v in Verdict},
+            "failing": [r["id"] for r in reqs if r["verdict"] in ("FAIL", "ERROR")],
+        })
+    return out
