@@ -389,6 +389,8 @@ class WAClient(_Connection):
         self._root = root_public
         self._now = now
         self.server_static: bytes | None = None
+        #: The decrypted ``CertChain`` of message 2 (for evidence and vectors).
+        self.cert_chain: bytes | None = None
 
     def start(self) -> None:
         """Queue the connection header and message 1 (``clientHello``)."""
@@ -419,6 +421,7 @@ class WAClient(_Connection):
         rs = ss.decrypt_and_hash(enc_s)
         ss.mix_key(_dh(self._e, rs))                       # es
         cert = ss.decrypt_and_hash(enc_cert)
+        self.cert_chain = cert
         verify_cert_chain(cert, server_static=rs, root_public=self._root, now=self._now)
         self.server_static = rs
         finish = HandshakeMessage()
