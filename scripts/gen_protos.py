@@ -17,6 +17,8 @@ Layout (each entry of ``TARGETS``):
   ``reference_impl/wire/<name>.proto``: the descriptors stay registered under the package
   path (``reference_impl/wire/stanzas.proto``) and cannot clash with some other library's
   ``content.proto`` in the default descriptor pool.
+* ``docs/spec/proto/wa_handshake.proto`` (the `wa` binding's handshake subset) is staged the
+  same way at ``reference_impl/wa/wa_handshake.proto``.
 
 Usage: ``python scripts/gen_protos.py`` rewrites the files; ``--check`` regenerates into
 a temporary directory and exits 1, listing the files, if anything committed differs.
@@ -67,6 +69,7 @@ TARGETS: tuple[Target, ...] = (
            "reference_impl/signal/proto"),
     Target("docs/spec/proto/stanzas.proto", "reference_impl/wire", "."),
     Target("docs/spec/proto/content.proto", "reference_impl/wire", "."),
+    Target("docs/spec/proto/wa_handshake.proto", "reference_impl/wa", "."),
 )
 
 

@@ -31,6 +31,8 @@ from reference_impl.signal.wire import (
 )
 from reference_impl.signal.x3dh import PreKeyBundle, alice_agree, bob_agree
 
+from .reference_wa import WA_OPS, WARejected
+
 __all__ = ["OPS", "handle", "main"]
 
 IMPLEMENTATION = {"name": "reference_impl (Python)", "version": "0.1.0"}
@@ -345,6 +347,7 @@ OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "padding_pad": op_padding_pad,
     "noise_handshake": op_noise_handshake,
     "jwt_verify": op_jwt_verify,
+    **WA_OPS,  # the `wa` binding's areas (reference_wa.py)
 }
 
 
@@ -358,7 +361,7 @@ def handle(req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": "unsupported", "message": f"op {op!r} not supported"}
     try:
         return {"ok": True, **fn(req)}
-    except Rejected as exc:
+    except (Rejected, WARejected) as exc:
         return {"ok": False, "error": exc.error, "message": str(exc), **exc.extra}
     except SignalError as exc:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
