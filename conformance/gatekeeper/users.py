@@ -27,6 +27,7 @@ from reference_impl.signal.padding import pad, unpad
 from reference_impl.signal.wire import PreKeySignalMessage
 from reference_impl.wire import content_pb2 as cpb
 from reference_impl.wire import stanzas_pb2 as pb
+from reference_impl.wire.message_key import target_key
 
 from .directory import take_bundle
 from .media import MediaFetch
@@ -281,13 +282,17 @@ class SimUser:
                                                     quoted_sender=quoted_sender))))
 
     def send_reaction(self, to: str, target_message_id: str, target_sender: str, emoji: str) -> str:
+        key = target_key(me=self.id, chat=to, target_sender=target_sender, target_id=target_message_id)
         return self.send_content(to, cpb.Message(reaction=cpb.ReactionMessage(
-            target_message_id=target_message_id, target_sender=target_sender, emoji=emoji,
-            sender_timestamp_ms=self.gk.now_ms())))
+            key=key, emoji=emoji, sender_timestamp_ms=self.gk.now_ms())))
 
-    def send_revoke(self, to: str, target_message_id: str) -> str:
+    def send_revoke(self, to: str, target_message_id: str, *, key: cpb.MessageKey | None = None) -> str:
+        """Revoke this user's own message ``target_message_id`` (WhatsApp's key: from_me), or
+        send the given ``key`` (checks forge revokes of other people's messages with it)."""
+        if key is None:
+            key = target_key(me=self.id, chat=to, target_sender=self.id, target_id=target_message_id)
         return self.send_content(to, cpb.Message(protocol=cpb.ProtocolMessage(
-            type=cpb.ProtocolMessage.TYPE_REVOKE, target_message_id=target_message_id)))
+            key=key, type=cpb.ProtocolMessage.REVOKE)))
 
     def send_media(self, to: str, data: bytes, media_type: MediaType | str = MediaType.IMAGE, *,
                    mimetype: str = "application/octet-stream", caption: str = "",

@@ -972,15 +972,21 @@ def test_reaction_and_its_removal_are_sent_as_reaction_messages(
             kit, g, user.login, mid, since, "checking the reaction", content_is_ours=True
         )
         r = item.content.reaction
+        k = r.key
+        # WhatsApp's key, from the reacting user's side: the chat is G's user, the target is not
+        # the reactor's own message; a 1:1 key needs no participant (naming G's user is harmless).
         if item.content.WhichOneof("content") != "reaction" or (
-            r.target_message_id,
-            r.target_sender,
+            k.id,
+            k.from_me,
+            k.remote_jid,
             r.emoji,
-        ) != (target, g.id, emoji):
+        ) != (target, False, g.id, emoji) or k.participant not in ("", g.id):
             fail(
-                f"a `reaction` naming {target} by {g.id} with emoji {emoji!r}",
-                f"{item.content.WhichOneof('content')}: target {r.target_message_id!r} by "
-                f"{r.target_sender!r}, emoji {r.emoji!r}",
+                f"a `reaction` whose key names {target} (remote_jid {g.id}, from_me false) "
+                f"with emoji {emoji!r}",
+                f"{item.content.WhichOneof('content')}: key id {k.id!r}, remote_jid "
+                f"{k.remote_jid!r}, from_me {k.from_me}, participant {k.participant!r}, "
+                f"emoji {r.emoji!r}",
             )
 
 
@@ -999,8 +1005,7 @@ def test_received_reactions_latest_timestamp_wins(
             user.login,
             cpb.Message(
                 reaction=cpb.ReactionMessage(
-                    target_message_id=target,
-                    target_sender=user.login,
+                    key=cpb.MessageKey(remote_jid=user.login, from_me=False, id=target),
                     emoji=emoji,
                     sender_timestamp_ms=ts,
                 )
@@ -1071,10 +1076,12 @@ def test_revoke_by_the_sender_hides_the_message_and_others_are_ignored(
             f"message {revoked} no longer shown after its sender revoked it",
             f"{_find(last, revoked)}",
         )
-    # Revokes by someone else than the target's sender are ignored.
+    # Revokes by someone else than the target's sender are ignored, however the key names it.
     since = kit.mark()
-    bad1 = kit.call(other.send_revoke, user.login, keep)  # another G user
-    bad2 = kit.call(g.send_revoke, user.login, ours)  # G's user on the client's message
+    bad1 = kit.call(other.send_revoke, user.login, keep, key=cpb.MessageKey(  # another G user
+        remote_jid=user.login, from_me=False, id=keep, participant=g.id))
+    bad2 = kit.call(g.send_revoke, user.login, ours, key=cpb.MessageKey(  # the client's message
+        remote_jid=user.login, from_me=False, id=ours))
     m1 = kit.call(other.send_text, user.login, "E2E-014 marker")
     m2 = kit.call(g.send_text, user.login, "E2E-014 marker 2")
     _surfaced(kit, harness, user, other.id, [m1], "the message after the foreign revoke")

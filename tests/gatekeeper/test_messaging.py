@@ -48,7 +48,9 @@ async def test_reply_reaction_receipts_from_g_user(gk, make_client):
     reply = c.decrypt(await c.next_inbound("message"))
     assert reply.extended_text.context_info.quoted_message_id == item.message_id
     reaction = c.decrypt(await c.next_inbound("message"))
-    assert reaction.reaction.emoji == "👍" and reaction.reaction.target_sender == c.login
+    key = reaction.reaction.key
+    assert reaction.reaction.emoji == "👍" and (key.id, key.from_me, key.remote_jid) == (
+        item.message_id, False, c.login)
     receipts = [await c.next_inbound("receipt") for _ in range(2)]
     assert {r.receipt.type for r in receipts} == {pb.RECEIPT_TYPE_DELIVERY, pb.RECEIPT_TYPE_READ}
     assert ack.WhichOneof("body") == "ack"

@@ -1,9 +1,16 @@
-"""Provision the Baileys binary-XML oracle (npm ``baileys`` 6.17.16, MIT) and talk to it.
+"""Provision the Baileys oracles (npm ``baileys`` 6.17.16, MIT) and talk to them.
 
 ``npm pack`` fetches the pinned tarball (a plain install fails on Baileys' git-only
-dependencies); its sha512 is checked against the registry integrity pinned here, then only
-``package.json`` and ``lib/WABinary/*`` are extracted: those modules need no npm packages, so
-there is nothing else to install and no lock file. Cached in ``<cache>/baileys`` with a marker.
+dependencies); its sha512 is checked against the registry integrity pinned here, then only the
+members named below are extracted:
+
+* ``WABINARY_MEMBERS`` - the binary-XML codec (``peers/baileys/wabinary.js``); needs no npm package;
+* ``WAPROTO_MEMBERS`` - ``WAProto/`` (``WAProto.proto`` and its generated protobufjs code) and the
+  ``lib/Utils``/``lib/Defaults`` files holding ``writeRandomPadMax16``/``unpadRandomMax16`` and
+  ``getMediaKeys``/``hkdfInfoKey`` (``peers/baileys/waproto.js``); they load ``protobufjs`` and
+  ``@hapi/boom``, installed with ``npm ci`` from ``peers/baileys/package-lock.json``.
+
+Cached in ``<cache>/baileys`` with a marker recording the tarball, the members and the lock file.
 """
 
 from __future__ import annotations
@@ -21,6 +28,17 @@ BAILEYS_VERSION = "6.17.16"
 BAILEYS_INTEGRITY = ("sha512-5dLjZ6+yRR4K7u56xKGCOsLPu5o7PrfLpAW0wV3WELpQQ6m33xwFK+Jd6hu+xDSVfMr7"
                      "SqP2Dn0jqj+zH8ymdw==")
 ADAPTER = Path(__file__).resolve().parent / "peers" / "baileys" / "wabinary.js"
+#: Tarball members (prefixes) for the binary-XML oracle.
+WABINARY_MEMBERS: tuple[str, ...] = ("package/package.json", "package/lib/WABinary/")
+#: Tarball members (prefixes) for the content oracle: WhatsApp's E2E protobuf schema and generated
+#: code, padding (generics.js) and media keys (messages-media.js, crypto.js, lib/Defaults).
+WAPROTO_MEMBERS: tuple[str, ...] = (
+    "package/WAProto/", "package/lib/Utils/generics.js", "package/lib/Utils/messages-media.js",
+    "package/lib/Utils/crypto.js", "package/lib/Defaults/",
+)
+WAPROTO_ADAPTER = ADAPTER.with_name("waproto.js")
+#: npm modules the content oracle loads (protobufjs, @hapi/boom), pinned by this lock file.
+NPM_MANIFESTS = (ADAPTER.with_name("package.json"), ADAPTER.with_name("package-lock.json"))
 
 
 def ensure_baileys() -> Path:
@@ -32,8 +50,13 @@ def ensure_baileys() -> Path:
     with peers_client._locked("baileys"):
         target.mkdir(parents=True, exist_ok=True)
         peers_client._write_if_changed(ADAPTER, target / "wabinary.js")
-        if marker.exists() and marker.read_text().strip() == BAILEYS_INTEGRITY:
+        peers_client._write_if_changed(WAPROTO_ADAPTER, target / "waproto.js")
+        members = WABINARY_MEMBERS + WAPROTO_MEMBERS
+        stamp = hashlib.sha256("\0".join((BAILEYS_INTEGRITY, *members)).encode()
+                               + b"".join(p.read_bytes() for p in NPM_MANIFESTS)).hexdigest()
+        if marker.exists() and marker.read_text().strip() == stamp:
             return target
+        marker.unlink(missing_ok=True)
         tgz = target / f"baileys-{BAILEYS_VERSION}.tgz"
         tgz.unlink(missing_ok=True)
         peers_client._run([npm, "pack", f"baileys@{BAILEYS_VERSION}", "--silent"], cwd=target,
@@ -43,14 +66,31 @@ def ensure_baileys() -> Path:
             raise ProvisioningError(f"baileys tarball integrity {digest} != pinned")
         shutil.rmtree(target / "package", ignore_errors=True)
         with tarfile.open(tgz) as tar:
-            wanted = [m for m in tar.getmembers() if m.isfile() and (
-                m.name == "package/package.json" or m.name.startswith("package/lib/WABinary/"))]
+            wanted = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(members)]
             tar.extractall(target, members=wanted, filter="data")
-        marker.write_text(BAILEYS_INTEGRITY + "\n")
+        _npm_ci(npm, node, target)
+        marker.write_text(stamp + "\n")
     return target
+
+
+def _npm_ci(npm: str, node: str, target: Path) -> None:
+    """Install the content oracle's npm modules from the committed lock file."""
+    shutil.rmtree(target / "node_modules", ignore_errors=True)
+    for manifest in NPM_MANIFESTS:
+        peers_client._write_if_changed(manifest, target / manifest.name)
+    argv = [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
+    peers_client._run(argv, cwd=target, timeout=peers_client.NPM_TIMEOUT, what="npm ci (baileys)")
+    peers_client._run([node, "-e", "require('protobufjs'); require('@hapi/boom')"], cwd=target,
+                      timeout=60, what="loading protobufjs")
 
 
 def baileys_peer(directory: Path, *, timeout: float = 30.0) -> Peer:
     peer = Peer([shutil.which("node") or "node", str(directory / "wabinary.js")],
                 label="baileys-wabinary", cwd=directory, timeout=timeout)
     return peer
+
+
+def waproto_peer(directory: Path, *, timeout: float = 30.0) -> Peer:
+    """Start the content oracle (``waproto.js``) in a provisioned ``directory``."""
+    return Peer([shutil.which("node") or "node", str(directory / "waproto.js")],
+                label="baileys-waproto", cwd=directory, timeout=timeout)

@@ -489,13 +489,13 @@ class Client:
                 item.quoted_sender = c.extended_text.context_info.quoted_sender
         elif kind == "reaction":
             r = c.reaction
-            mine = self.reactions.setdefault(r.target_message_id, {})
+            mine = self.reactions.setdefault(r.key.id, {})
             if sender not in mine or mine[sender][1] <= r.sender_timestamp_ms:
                 mine[sender] = (r.emoji, r.sender_timestamp_ms)
             return
         elif kind == "protocol":
-            if c.protocol.type == cpb.ProtocolMessage.TYPE_REVOKE:
-                self.revokes.setdefault(c.protocol.target_message_id, set()).add(sender)
+            if c.protocol.type == cpb.ProtocolMessage.REVOKE:
+                self.revokes.setdefault(c.protocol.key.id, set()).add(sender)
             return
         elif kind in MEDIA_LABELS:
             m = getattr(c, kind)
@@ -535,7 +535,7 @@ class Client:
             self.items.append(item)
         else:
             r = content.reaction
-            self.reactions.setdefault(r.target_message_id, {})[self.login] = (r.emoji, r.sender_timestamp_ms)
+            self.reactions.setdefault(r.key.id, {})[self.login] = (r.emoji, r.sender_timestamp_ms)
         self.spawn(self._deliver(item))
         return mid
 

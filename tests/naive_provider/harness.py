@@ -150,8 +150,9 @@ class Harness:
                 m.extended_text.context_info.quoted_message_id = body["quoted_message_id"]
                 m.extended_text.context_info.quoted_sender = body["quoted_sender"]
             else:
-                m.reaction.target_message_id = body["target_message_id"]
-                m.reaction.target_sender = body["target_sender"]
+                m.reaction.key.remote_jid = to
+                m.reaction.key.from_me = body["target_sender"] == c.login
+                m.reaction.key.id = body["target_message_id"]
                 m.reaction.emoji = body["emoji"]
                 m.reaction.sender_timestamp_ms = int(time.time() * 1000)
         except (KeyError, TypeError, ValueError) as exc:

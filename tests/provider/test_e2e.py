@@ -88,7 +88,9 @@ async def test_reply_reaction_revoke_and_unsupported(env) -> None:
         "to": bob.id, "kind": "reaction", "target_message_id": first, "target_sender": bob.id, "emoji": "👍"})
     react_id = r.json()["message_id"]
     item = await bob.next_message(lambda i: i.message_id == react_id)
-    assert item.content.reaction.emoji == "👍"
+    key = item.content.reaction.key  # WhatsApp's key, from the reactor's side (E2E-013)
+    assert item.content.reaction.emoji == "👍" and (key.id, key.from_me, key.remote_jid,
+                                                   key.participant) == (first, False, bob.id, "")
 
     bob.send_reply(login, "re", reply_id, login)
     bob.send_reaction(login, reply_id, login, "❤")

@@ -13,6 +13,7 @@ from reference_impl.signal import sender_keys
 from reference_impl.signal.errors import SignalError
 from reference_impl.wire import content_pb2 as cpb
 from reference_impl.wire import stanzas_pb2 as pb
+from reference_impl.wire.message_key import target_author, target_key
 
 from .base import ClientBase
 from .context import now_ms
@@ -70,9 +71,11 @@ class ContentMixin(ClientBase):
             return None
         if which == "protocol":
             p = content.protocol
-            if p.type == cpb.ProtocolMessage.TYPE_REVOKE:
-                found = storage.get_message(self.handle, peer, sender, p.target_message_id)
-                if found is not None:  # only the sender of the target may revoke it (E2E-014)
+            # Only the sender of the target may revoke it (E2E-014): the key must name the
+            # sender's own message, and the lookup is in the sender's messages only.
+            if p.type == cpb.ProtocolMessage.REVOKE and target_author(p.key, sender=sender) == sender:
+                found = storage.get_message(self.handle, peer, sender, p.key.id)
+                if found is not None:
                     target = found[0]
                     for k in ("text", "quoted_message_id", "quoted_sender", "media", "reactions"):
                         target.pop(k, None)
@@ -110,8 +113,9 @@ class ContentMixin(ClientBase):
 
     def _apply_reaction(self, sender: str, r: cpb.ReactionMessage, peer_hint: str = "") -> None:
         storage = self.ctx.storage
-        for peer in dict.fromkeys(p for p in (r.target_sender, sender, peer_hint) if p):
-            found = storage.get_message(self.handle, peer, r.target_sender, r.target_message_id)
+        author = target_author(r.key, sender=sender)
+        for peer in dict.fromkeys(p for p in (author, sender, peer_hint) if p):
+            found = storage.get_message(self.handle, peer, author, r.key.id)
             if found is not None:
                 break
         else:
@@ -185,9 +189,11 @@ class ContentMixin(ClientBase):
             item.update(kind="reply", text=req["text"], quoted_message_id=req["quoted_message_id"],
                         quoted_sender=req["quoted_sender"])
         elif kind == "reaction":
+            key = target_key(me=self.login or "", chat=req["to"], target_sender=req["target_sender"],
+                             target_id=req["target_message_id"],
+                             group=req["to"] in self.state["groups"])
             msg = cpb.Message(reaction=cpb.ReactionMessage(
-                target_message_id=req["target_message_id"], target_sender=req["target_sender"],
-                emoji=req["emoji"], sender_timestamp_ms=now_ms()))
+                key=key, emoji=req["emoji"], sender_timestamp_ms=now_ms()))
             item.update(kind="text", _hidden=True)
         else:
             raise ClientError(400, "bad-request", f"unknown kind {kind!r}")
