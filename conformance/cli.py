@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve-reference": ("reference_impl.provider.cli", "run the reference provider (server, client, harness)"),
     "verify": ("conformance.evidence.verify", "verify a signed evidence bundle"),
     "compare": ("conformance.evidence.compare", "compare two reports by requirement"),
+    "load": ("conformance.load.cli", "load and soak on Locust: LOAD-* verdicts (docs/load.md)"),
 }
 
 

@@ -230,6 +230,7 @@ class Scene:
                 wakes.append({"login": u["login"], "woken": False, "after_s": None})
         baseline = self.memory[0][1] if self.memory else 0
         return {"wakes": wakes, "probes_left": len(self._probes), "signatures": self.signatures,
+                "harness": bool(self.harness_url), "blobs": len(self.plan["media"]["blobs"]),
                 "token_subjects": len(self._tokens),
                 "token_lifetime_s": self.gk.settings.push_token_lifetime_s,
                 "phases": self.phases, "memory_measured": self.embedded is not None and baseline > 0,
