@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("conformance.evidence.verify", "verify a signed evidence bundle"),
     "compare": ("conformance.evidence.compare", "compare two reports by requirement"),
     "catalog": ("conformance.catalog.cli", "list requirements with provenance and milestone"),
+    "load": ("conformance.load.cli", "load and soak on Locust: LOAD-* verdicts (docs/load.md)"),
 }
 
 

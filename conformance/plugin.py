@@ -90,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
         declaration = load_declaration(option(config, "declaration"))
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    profile = _without_load(profile)
     for spec in config.getoption("area_timeout"):
         area, _, secs = spec.partition("=")
         if area not in AREAS.values() or not secs.replace(".", "", 1).isdigit():
@@ -140,6 +141,21 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("certify") and config.pluginmanager.hasplugin("rerunfailures"):
             if getattr(config.option, "reruns", 0):
                 raise pytest.UsageError("--certify forbids reruns (--reruns)")
+
+
+def _without_load(profile):
+    """LOAD-* requirements are judged by ``conformance load`` (Locust traffic in processes of
+    its own), not by checks collected here: drop them from a pytest run's profile, so the
+    "every MUST has a check" rule and the report cover exactly what this run can judge."""
+    import dataclasses
+
+    if not any(r.area == "load" for r in profile.requirements):
+        return profile
+    rest = tuple(r for r in profile.requirements if r.area != "load")
+    if not rest:
+        raise pytest.UsageError(f"profile {profile.name} holds only load requirements (LOAD-*): "
+                                "`conformance load` judges them, not pytest (docs/load.md)")
+    return dataclasses.replace(profile, requirements=rest)
 
 
 PROFILE_KEY = pytest.StashKey["object"]()

@@ -139,7 +139,10 @@ def _provenance_text(r: dict[str, Any]) -> str:
     return f"{p['basis']}" + (f" ({detail})" if detail else "")
 
 
-def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]]) -> str:
+def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]],
+                extra_html: str = "") -> str:
+    """The report page; ``extra_html`` (already escaped, e.g. the load section of
+    ``conformance.load.report_html``) goes before the requirement list."""
     e = html.escape
     result = report["result"]
     s = report["summary"]
@@ -216,6 +219,7 @@ pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-
 {_chart(s['by_area'])}
 <p>{s['requirements']} requirements, {s['checks']} checks.</p>
 {attention_html}
+{extra_html}
 <h2>Requirements</h2>
 {''.join(req_rows)}
 </main></body></html>
@@ -279,11 +283,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_all(results: RunResults, out: Path, *, signing_key: str | None = None,
-              interrupted: str | None = None) -> dict[str, Path]:
+              interrupted: str | None = None, attachments: dict[str, bytes] | None = None,
+              extra_html: str = "") -> dict[str, Path]:
     """Render every report in memory, then rename each into place under the folder lock.
 
     ``interrupted`` (a reason) marks a partial report: ``"interrupted": true`` in
     ``report.json``, never a PASS result, and the ``INTERRUPTED`` marker kept beside it.
+    ``attachments`` (bundle path -> bytes, e.g. Locust's CSV/HTML stats) go into the evidence
+    bundle; ``extra_html`` into the HTML report (see :func:`render_html`).
     """
     out.mkdir(parents=True, exist_ok=True)
     key = load_signing_key(signing_key)
@@ -300,8 +307,10 @@ def write_all(results: RunResults, out: Path, *, signing_key: str | None = None,
     files: dict[str, bytes] = {
         "report.json": json.dumps(report, indent=2, sort_keys=True).encode(),
         "junit.xml": render_junit(results),
-        "report.html": render_html(report, evidence).encode(),
+        "report.html": render_html(report, evidence, extra_html).encode(),
     }
+    for name, data in (attachments or {}).items():
+        files.setdefault(name, data)
     for name, entries in evidence.items():
         files[name] = "".join(json.dumps(x, sort_keys=True) + "\n" for x in entries).encode()
     outputs = {name: files[name] for name in ("report.json", "junit.xml", "report.html")}

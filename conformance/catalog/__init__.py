@@ -28,6 +28,7 @@ __all__ = [
     "PROFILES",
     "ROLES",
     "CatalogError",
+    "FULL_PROFILES",
     "Requirement",
     "SpecEntry",
     "area_for_id",
@@ -51,7 +52,9 @@ SPEC_PATH = _HERE.parent.parent / "docs" / "spec" / "interop-profile.md"
 
 LEVELS: tuple[str, ...] = ("MUST", "SHOULD", "MAY")
 ROLES: tuple[str, ...] = ("provider-server", "provider-client")
-PROFILES: tuple[str, ...] = ("core", "media", "groups")  # "full" = all of them
+PROFILES: tuple[str, ...] = ("core", "media", "groups", "load")
+#: What ``full`` means: every profile the pytest suite judges (``load`` is ``conformance load``'s).
+FULL_PROFILES: tuple[str, ...] = ("core", "media", "groups")
 AREAS: dict[str, str] = {
     "ID": "identity",
     "ENL": "enlistment",
@@ -61,6 +64,7 @@ AREAS: dict[str, str] = {
     "CON": "consent",
     "TRN": "transport",
     "GRP": "groups",
+    "LOAD": "load",
 }
 
 #: Where a requirement comes from (spec §2 "Provenance"): the gatekeeper's public technical
@@ -111,8 +115,9 @@ class Requirement:
         return _semver(self.added) <= v and (not self.withdrawn or v < _semver(self.withdrawn))
 
     def in_profiles(self, claimed: set[str] | frozenset[str] | tuple[str, ...]) -> bool:
-        """Whether a run claiming ``claimed`` (``full`` meaning all) must check this requirement."""
-        wanted = set(PROFILES) if "full" in claimed else set(claimed)
+        """Whether a run claiming ``claimed`` (``full`` meaning core, media and groups; the
+        ``load`` profile is judged apart, by ``conformance load``) must check this requirement."""
+        wanted = set(claimed) | (set(FULL_PROFILES) if "full" in claimed else set())
         return bool(wanted.intersection(self.profiles))
 
 

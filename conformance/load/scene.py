@@ -1,0 +1,345 @@
+"""The scene of a load run, in its own process: G (the gatekeeper simulator), the provider (the
+embedded reference provider unless ``--target``), the users and blobs the load needs, and a small
+control API for the Locust users.
+
+Why a process of its own: Locust monkey-patches the interpreter with gevent, and the simulator
+and the reference provider are asyncio servers (hypercorn). Measured here: both in one
+interpreter stalls the asyncio loop thread behind gevent's patched ``threading`` and ``select``;
+apart, each side runs at its own pace and the provider's memory is this process's alone.
+
+Control API (plain HTTP on loopback by default, stdlib ``http.server`` — a handful of JSON
+routes on a private port, which no web framework would make clearer):
+
+- ``GET /plan``: target, CA, media blobs with their ``fileEncSha256``, push users, settings;
+- ``GET /token?sub=ID``: a G-signed push token for ``sub``, signed once per token lifetime
+  (renewed when 80 % of it has passed) and shared by every Locust process, as G would;
+- ``GET /probe``: the next offline, wake-on-push user to push once (each handed out once);
+- ``POST /mark?phase=start|end``: the load starts / ended (memory baseline, wake window);
+- ``GET /observations``: wake-ups of the probed users (waited for, bounded), token signatures,
+  the memory curve of the provider process when it is this one;
+- ``POST /stop``.
+
+When ready it prints one JSON line ``{"scene_url": ...}`` on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from conformance.bounded_http import BoundedHttp
+from conformance.gatekeeper import Gatekeeper
+from conformance.gatekeeper.media import storage_reference_of
+from conformance.harness_client import HarnessClient
+from conformance.loop import LoopThread
+
+__all__ = ["Scene", "main"]
+
+log = logging.getLogger("conformance.load.scene")
+
+PROVIDER_ID = "provider-under-load"
+#: Memory samples per second while the load runs (the curve in the report).
+SAMPLE_HZ = 10
+
+
+def _rss() -> int:
+    try:
+        import psutil  # a Locust dependency, so always installed with the load extra
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001 - no memory figure is reported as such, never faked
+        return 0
+
+
+class Scene:
+    def __init__(self, settings: dict[str, Any], *, target: str | None, harness: str | None,
+                 faults: tuple[str, ...] = (), insecure: bool = False,
+                 gatekeeper_listen: str = "127.0.0.1:0", gatekeeper_url: str | None = None) -> None:
+        self.settings = settings
+        self.loop = LoopThread("load-scene")
+        self.gk = Gatekeeper()
+        self.embedded: Any = None
+        self.faults = faults
+        self.data_dir: Path | None = None
+        self._target, self._harness, self._insecure = target, harness, insecure
+        self._gk_listen, self._gk_url = gatekeeper_listen, gatekeeper_url
+        self.plan: dict[str, Any] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._tok_lock = threading.Lock()
+        self.signatures = 0
+        self._probes: list[dict[str, str]] = []
+        self._probed: list[dict[str, Any]] = []
+        self._probe_lock = threading.Lock()
+        self._mark = 0
+        self.phases: dict[str, float] = {}
+        self.memory: list[tuple[float, int]] = []
+        self._sampling = threading.Event()
+        self._t0 = time.monotonic()
+        self.stopped = threading.Event()
+
+    # -- set-up -----------------------------------------------------------------------------
+    def start(self) -> None:
+        host, _, port = self._gk_listen.rpartition(":")
+        self.loop.run(self.gk.start(listen=host or "127.0.0.1", port=int(port or 0), tls=True,
+                                    public_url=self._gk_url), 30)
+        target, harness, verify = self._target, self._harness, not self._insecure
+        ca_pem = ""
+        if not target:
+            from reference_impl.provider import ReferenceProvider
+
+            self.data_dir = Path(tempfile.mkdtemp(prefix="refprov-load-"))
+            self.embedded = ReferenceProvider()
+            self.loop.run(self.embedded.start(tls=True, data_dir=self.data_dir,
+                                              faults=self.faults), 60)
+            target, harness = self.embedded.target_url, self.embedded.harness_url
+            ca_pem = Path(self.embedded.ca_certificate).read_text()
+            verify = str(self.embedded.ca_certificate)
+        assert target is not None
+        target = target.rstrip("/")
+        self.http = BoundedHttp(verify=verify, timeout=30, deadline=60, max_body=1 << 20)
+        provider = self.gk.register_provider(
+            PROVIDER_ID, jwks_url=target + "/.well-known/oauth/openid/jwks",
+            push_url=target + "/push", media_base=target + "/media", issuer=target,
+            audience=target, ca_certificates=ca_pem or None)
+        if self._insecure:
+            provider.verify = False
+        self.audience = provider.audience
+        self.target = target
+        self.harness_url = harness or ""
+        self.plan = {"target": target, "ca_pem": ca_pem, "insecure": self._insecure,
+                     "jwks_url": provider.jwks_url, "push_url": provider.push_url,
+                     "media_base": provider.media_base, "settings": self.settings,
+                     "harness": bool(harness), "embedded": self.embedded is not None,
+                     "faults": list(self.faults), "push": {}, "media": {"blobs": []}}
+        if harness:
+            h = HarnessClient(harness, self.http, None, timeout=60, deadline=120)
+            h.reset(self.gk.config_for_provider())
+            self._setup_users(h)
+            self._setup_blobs(h)
+        else:
+            self.plan["push"] = {"enlisted": [], "unknown": self._unknown(8)}
+
+    def _unknown(self, n: int) -> list[str]:
+        return [f"nobody-{os.urandom(4).hex()}@unknown.test" for _ in range(n)]
+
+    def _user(self, h: HarnessClient, *, online: bool) -> dict[str, str]:
+        created = h.create_user(f"+1555{os.urandom(4).hex()}")
+        login = h.enlist(created["user"])["login"]
+        h.connect(created["user"])
+        if not online:
+            mark = self.gk.log.mark()
+            h.disconnect(created["user"], wake_on_push=True)
+            self.loop.run(self.gk.log.wait_for(kind="disconnected", login=login, since=mark,
+                                               timeout=30), 35)
+        return {"handle": created["user"], "sub": created["user_visible_id"], "login": login}
+
+    def _setup_users(self, h: HarnessClient) -> None:
+        p = self.settings["push"]
+        enlisted = [self._user(h, online=True) for _ in range(int(p["enlisted_users"]))]
+        self._probes = [self._user(h, online=False) for _ in range(int(p["wake_probes"]))]
+        self.plan["push"] = {"enlisted": [u["sub"] for u in enlisted],
+                             "unknown": self._unknown(8), "probes": len(self._probes)}
+
+    def _setup_blobs(self, h: HarnessClient) -> None:
+        """Blobs the provider's own client encrypted and uploaded (through the harness), as
+        G learns them: from the media message (direct path, ``fileEncSha256``, length)."""
+        sender = self._user(h, online=True)
+        g = self.loop.run(self.gk.create_user("load-media-peer"), 30)
+        for size in self.settings["media"]["blob_sizes"]:
+            mark = self.gk.log.mark()
+            mid = h.send_media(sender["handle"], g.id, os.urandom(int(size)), "document",
+                               "application/octet-stream", file_name="load.bin")
+            self.loop.run(self.gk.log.wait_for(kind="user_message", user=g.id, id=mid,
+                                               since=mark, timeout=60), 65)
+
+            async def item(mid: str = mid) -> Any:
+                return next(i for i in reversed(g.inbox) if i.message_id == mid)
+            media = self.loop.run(item(), 10).content.document
+            ref = storage_reference_of(media.direct_path)
+            if ref is None:
+                raise RuntimeError(f"the provider's media message has no usable direct_path "
+                                   f"({media.direct_path[:80]!r})")
+            self.plan["media"]["blobs"].append({
+                "ref": ref, "file_length": int(media.file_length),
+                "file_enc_sha256": bytes(media.file_enc_sha256).hex()})
+
+    # -- control API ------------------------------------------------------------------------
+    def token(self, sub: str) -> dict[str, Any]:
+        life = self.gk.settings.push_token_lifetime_s
+        with self._tok_lock:
+            cached = self._tokens.get(sub)
+            now = time.time()
+            if cached is None or now > cached[1] - 0.2 * life:
+                tok = self.gk.keys.push_token(issuer=self.gk.settings.issuer, audience=self.audience,
+                                              subject=sub, now=self.gk.settings.clock(),
+                                              lifetime_s=life)
+                cached = (tok, now + life)
+                self._tokens[sub] = cached
+                self.signatures += 1
+        return {"token": cached[0], "expires_in": int(cached[1] - time.time())}
+
+    def probe(self) -> dict[str, Any]:
+        with self._probe_lock:
+            if not self._probes:
+                return {"sub": None}
+            u = self._probes.pop(0)
+
+        async def note() -> dict[str, Any]:
+            return self.gk.log.append("load_probe", u["login"])
+        ev = self.loop.run(note(), 10)
+        with self._probe_lock:
+            self._probed.append({**u, "t": ev["t"]})
+        return {"sub": u["sub"]}
+
+    def mark(self, phase: str) -> None:
+        self.phases[phase] = time.monotonic() - self._t0
+        if phase == "start":
+            self._mark = self.gk.log.mark()
+            self.memory.clear()
+            self._sampling.set()
+            threading.Thread(target=self._sample, daemon=True, name="load-memory").start()
+        elif phase == "end":
+            self._sampling.clear()
+
+    def _sample(self) -> None:
+        while self._sampling.is_set():
+            self.memory.append((round(time.monotonic() - self._t0, 2), _rss()))
+            time.sleep(1 / SAMPLE_HZ)  # a sampling period, not a wait for an event
+
+    def observations(self, wait_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + wait_s
+        wakes = []
+        for u in list(self._probed):
+            left = max(0.1, deadline - time.monotonic())
+            try:
+                ev = self.loop.run(self.gk.log.wait_for(kind="connected", login=u["login"],
+                                                        since=self._mark, timeout=left), left + 5)
+                wakes.append({"login": u["login"], "woken": True,
+                              "after_s": round(max(0.0, ev["t"] - u["t"]) / 1000, 3)})
+            except TimeoutError:
+                wakes.append({"login": u["login"], "woken": False, "after_s": None})
+        baseline = self.memory[0][1] if self.memory else 0
+        return {"wakes": wakes, "probes_left": len(self._probes), "signatures": self.signatures,
+                "harness": bool(self.harness_url), "blobs": len(self.plan["media"]["blobs"]),
+                "token_subjects": len(self._tokens),
+                "token_lifetime_s": self.gk.settings.push_token_lifetime_s,
+                "phases": self.phases, "memory_measured": self.embedded is not None and baseline > 0,
+                "memory": [[t, rss] for t, rss in self.memory]}
+
+    def close(self) -> None:
+        self.http.close()
+
+        async def _stop() -> None:
+            app = getattr(self.embedded, "app", None)
+            if app is not None:
+                await app.stop_clients()
+                await app.close_http()
+            await self.gk.stop()
+            if self.embedded is not None:
+                await self.embedded.stop()
+        try:
+            self.loop.run(_stop(), 60)
+        except Exception as exc:  # noqa: BLE001 - a messy shutdown says nothing about the load
+            log.warning("scene shutdown was not clean: %r", exc)
+        finally:
+            self.loop.close()
+            if self.data_dir is not None:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _handler(scene: Scene) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt: str, *args: Any) -> None:  # quiet: Locust prints progress
+            pass
+
+        def _send(self, status: int, doc: Any) -> None:
+            body = json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _route(self) -> None:
+            url = urlsplit(self.path)
+            q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(min(length, 1 << 16))
+            try:
+                if url.path == "/plan":
+                    self._send(200, scene.plan)
+                elif url.path == "/token" and q.get("sub"):
+                    self._send(200, scene.token(q["sub"]))
+                elif url.path == "/probe":
+                    self._send(200, scene.probe())
+                elif url.path == "/mark" and q.get("phase") in ("start", "end"):
+                    scene.mark(q["phase"])
+                    self._send(200, {"ok": True})
+                elif url.path == "/observations":
+                    self._send(200, scene.observations(float(q.get("wait_s", "10"))))
+                elif url.path == "/stop":
+                    self._send(200, {"ok": True})
+                    scene.stopped.set()
+                else:
+                    self._send(404, {"error": f"no route {url.path}"})
+            except Exception as exc:  # noqa: BLE001 - answer, never drop the connection
+                log.exception("scene control error")
+                self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+
+        do_GET = do_POST = _route
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m conformance.load.scene")
+    ap.add_argument("--settings", required=True, help="JSON file with the load settings")
+    ap.add_argument("--target")
+    ap.add_argument("--harness")
+    ap.add_argument("--fault", action="append", default=[])
+    ap.add_argument("--insecure", action="store_true")
+    ap.add_argument("--listen", default="127.0.0.1:0", help="host:port of the control API")
+    ap.add_argument("--gatekeeper-listen", default="127.0.0.1:0")
+    ap.add_argument("--gatekeeper-url")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    settings = json.loads(Path(args.settings).read_text("utf-8"))
+    scene = Scene(settings, target=args.target, harness=args.harness, faults=tuple(args.fault),
+                  insecure=args.insecure, gatekeeper_listen=args.gatekeeper_listen,
+                  gatekeeper_url=args.gatekeeper_url)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: scene.stopped.set())
+    try:
+        scene.start()
+    except Exception as exc:  # noqa: BLE001 - one clear line for the runner, not a traceback
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        scene.close()
+        return 2
+    host, _, port = args.listen.rpartition(":")
+    server = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), _handler(scene))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True, name="load-control").start()
+    h, p = server.server_address[:2]
+    print(json.dumps({"scene_url": f"http://{h}:{p}", "target": scene.target,
+                      "harness": scene.harness_url}), flush=True)
+    scene.stopped.wait()
+    server.shutdown()
+    scene.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
