@@ -1,15 +1,22 @@
-"""Redaction of secrets before anything is written: reports, wire logs, evidence bundles.
+"""Redaction of secrets before anything is written: reports, wire logs, evidence bundles, the
+simulator's event log and check messages quoting a provider. The one module for it.
 
 Two rules, both conservative: values under a secret-sounding key are replaced whatever they
 are, and anything shaped like a JWT, a PEM private key or a bearer credential is replaced
 wherever it appears. Hashes (fileSha256 and the like) stay: an auditor needs them.
+:func:`redact` is for reports and wire logs, :func:`redact_event` for the simulator's event
+log (it keeps fingerprints), :func:`quote_untrusted` for provider bytes in a message.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["redact", "redact_text", "quote_untrusted", "SECRET_KEY_RE"]
+__all__ = ["EVENT_SECRET_KEYS", "SECRET_KEY_RE", "quote_untrusted", "redact", "redact_event",
+           "redact_text"]
 
 SECRET_KEY_RE = re.compile(
     r"(private|secret|password|passwd|token|jwt|authori[sz]ation|media_?key|mediakey|"
@@ -65,3 +72,64 @@ def quote_untrusted(data: bytes | str | None, limit: int = 80) -> str:
                            redact_text(text))
     quoted = text[:limit].encode("ascii", "backslashreplace").decode("ascii")
     return repr(quoted) + ("…" if len(text) > limit else "")
+
+
+# -- the simulator's event log ---------------------------------------------------------------------
+#: Keys whose values are secrets whatever they look like.
+EVENT_SECRET_KEYS = frozenset({
+    "token", "jwt", "authorization", "media_key", "private", "private_key", "secret",
+    "password", "chain_key", "cipher_key", "mac_key", "d",
+})
+_JWT_FP_RE = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+# 32-byte values: 64 hex digits, or 43/44 base64(url) characters, standing alone.
+_HEX32 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+_B64_32 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{43}=?(?![A-Za-z0-9+/_=-])")
+
+
+def _fingerprint(data: bytes | str) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()[:8]
+
+
+def _fingerprint_secrets(s: str) -> str:
+    s = _JWT_FP_RE.sub(lambda m: f"<redacted:jwt:{_fingerprint(m.group(0))}>", s)
+    s = _HEX32.sub(lambda m: f"<redacted:key:{_fingerprint(m.group(0))}>", s)
+
+    def b64(m: re.Match[str]) -> str:
+        text = m.group(0)
+        try:
+            ok = len(base64.urlsafe_b64decode(text.rstrip("=").replace("+", "-").replace("/", "_")
+                                              + "=")) == 32
+        except (ValueError, TypeError):
+            ok = False
+        return f"<redacted:key:{_fingerprint(text)}>" if ok else text
+
+    return _B64_32.sub(b64, s)
+
+
+def redact_event(value: Any, _key: str = "") -> Any:
+    """The simulator's event details, safe to publish: JWTs, 32-byte keys in hex or base64 and
+    every value under a secret-sounding key become ``<redacted:…>``; bytes become a length and
+    a short hash. Keys ending in ``sha256`` are digests, not secrets, and stay.
+
+    Why a second policy next to :func:`redact`: the event log is read to correlate events (the
+    same token or key seen twice), so what it removes keeps a short fingerprint, and it sees
+    arbitrary Python values (bytes, sets, objects), not only JSON."""
+    key = _key.lower()
+    empty = value is None or (isinstance(value, (str, bytes, bytearray)) and not value)
+    if key in EVENT_SECRET_KEYS and not empty:
+        return f"<redacted:{key}>"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if key.endswith("sha256"):
+            return raw.hex()
+        return {"len": len(raw), "sha256": _fingerprint(raw)}
+    if isinstance(value, str):
+        return value if key.endswith("sha256") else _fingerprint_secrets(value)
+    if isinstance(value, Mapping):
+        return {str(k): redact_event(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact_event(v, _key) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _fingerprint_secrets(repr(value))

@@ -8,7 +8,7 @@ redacted evidence log, awaitable with ``wait_for``.
 from __future__ import annotations
 
 from .core import Gatekeeper, PushResult
-from .events import EventLog, redact
+from .events import EventLog
 from .media import MediaFetch
 from .observe import HTTP_500, EnlistmentOverride, EnlistmentRecord, HandshakeRecord, Recording
 from .script import Script
@@ -18,4 +18,4 @@ from .users import InboxItem, SimUser
 
 __all__ = ["HTTP_500", "EnlistmentOverride", "EnlistmentRecord", "EventLog", "Gatekeeper", "Group",
            "HandshakeRecord", "InboxItem", "MediaFetch", "PushResult", "Recording", "Script",
-           "Settings", "SimUser", "TokenSeen", "redact"]
+           "Settings", "SimUser", "TokenSeen"]

@@ -17,7 +17,6 @@ Layers, lowest first (each imports only lower ones):
 """
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import secrets

@@ -1,81 +1,24 @@
 """The evidence log: every observable thing the simulator does or sees, as small dicts.
 
 Each event is ``{"seq", "t", "kind", "login", "detail"}`` with ``t`` in milliseconds since the
-log was created (monotonic). Details are redacted when appended, so the log can be attached to
-reports as is. Waiting is event-driven: :meth:`EventLog.wait_for` parks a future that
+log was created (monotonic). Details are redacted when appended
+(:func:`conformance.redact.redact_event`), so the log can be attached to reports as is. Waiting is event-driven: :meth:`EventLog.wait_for` parks a future that
 :meth:`EventLog.append` resolves, never a sleep loop.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED_KEYS", "Event", "EventLog", "redact"]
+from conformance.redact import redact_event
+
+__all__ = ["Event", "EventLog"]
 
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
-
-#: Keys whose values are secrets whatever they look like.
-REDACTED_KEYS = frozenset({
-    "token", "jwt", "authorization", "media_key", "private", "private_key", "secret",
-    "password", "chain_key", "cipher_key", "mac_key", "d",
-})
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
-# 32-byte values: 64 hex digits, or 43/44 base64(url) characters, standing alone.
-_HEX32 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
-_B64_32 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{43}=?(?![A-Za-z0-9+/_=-])")
-
-
-def _fingerprint(data: bytes | str) -> str:
-    raw = data.encode() if isinstance(data, str) else data
-    return hashlib.sha256(raw).hexdigest()[:8]
-
-
-def _redact_str(s: str) -> str:
-    s = _JWT.sub(lambda m: f"<redacted:jwt:{_fingerprint(m.group(0))}>", s)
-    s = _HEX32.sub(lambda m: f"<redacted:key:{_fingerprint(m.group(0))}>", s)
-
-    def b64(m: re.Match[str]) -> str:
-        text = m.group(0)
-        try:
-            ok = len(base64.urlsafe_b64decode(text.rstrip("=").replace("+", "-").replace("/", "_")
-                                              + "=")) == 32
-        except (ValueError, TypeError):
-            ok = False
-        return f"<redacted:key:{_fingerprint(text)}>" if ok else text
-
-    return _B64_32.sub(b64, s)
-
-
-def redact(value: Any, _key: str = "") -> Any:
-    """A copy of ``value`` safe to publish: JWTs, 32-byte keys in hex or base64 and every value
-    under a secret-sounding key become ``<redacted:…>``; bytes become a length and a short hash.
-    Keys ending in ``sha256`` are digests, not secrets, and stay."""
-    key = _key.lower()
-    empty = value is None or (isinstance(value, (str, bytes, bytearray)) and not value)
-    if key in REDACTED_KEYS and not empty:
-        return f"<redacted:{key}>"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        if key.endswith("sha256"):
-            return raw.hex()
-        return {"len": len(raw), "sha256": _fingerprint(raw)}
-    if isinstance(value, str):
-        return value if key.endswith("sha256") else _redact_str(value)
-    if isinstance(value, Mapping):
-        return {str(k): redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [redact(v, _key) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return _redact_str(repr(value))
-
 
 class EventLog:
     """Append-only, bounded (oldest events fall off), awaitable."""
@@ -99,7 +42,7 @@ class EventLog:
             "t": round((time.monotonic() - self._t0) * 1000, 3),
             "kind": kind,
             "login": login,
-            "detail": redact(detail),
+            "detail": redact_event(detail),
         }
         self._seq += 1
         self._events.append(event)

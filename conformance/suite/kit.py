@@ -12,9 +12,10 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, NoReturn, TypeVar
 
 from conformance.bounded_http import BoundedHttp
 from conformance.evidence_log import Evidence
@@ -22,10 +23,13 @@ from conformance.gatekeeper import Gatekeeper, SimUser
 from conformance.harness_client import HarnessClient
 from conformance.loop import LoopThread
 from conformance.profile import Declaration, Profile
+from conformance.verdicts import fail
 
 __all__ = ["Kit", "ProviderUser", "start_kit"]
 
 PROVIDER_ID = "provider-under-test"
+Event = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass
@@ -77,6 +81,52 @@ class Kit:
     def mark(self) -> int:
         return self.gk.log.mark()
 
+    # -- the checks' waits: one implementation, event-driven, always with a deadline -----------
+    def expect(self, expected: str, predicate: Callable[[Event], bool] | None = None, *,
+               since: int, area: str = "e2e", timeout: float | None = None,
+               story: Callable[[], str] | None = None, **match: Any) -> Event:
+        """The first matching simulator event (from ``since`` on) the provider must cause; its
+        absence within ``timeout`` (default: the area's) is a FAIL naming ``expected``, with
+        ``story()`` (e.g. the events seen) or the wait's own description as the observation."""
+        try:
+            return self.wait_event(predicate, area=area, since=since, timeout=timeout, **match)
+        except TimeoutError as exc:
+            waited = timeout or self.timeout(area)
+            _fail(expected, f"nothing within {waited:g} s; {story() if story is not None else exc}")
+
+    def within(self, seconds: float | None, predicate: Callable[[Event], bool] | None = None, *,
+               since: int, area: str = "e2e", **match: Any) -> Event | None:
+        """A matching event already logged (from ``since`` on) or arriving within ``seconds``
+        (None: the area's timeout; 0 or less: only what is already there), else None."""
+        if seconds is not None and seconds <= 0:
+            found = [e for e in self.events(since=since, **match)
+                     if predicate is None or predicate(e)]
+            return found[0] if found else None
+        try:
+            return self.wait_event(predicate, area=area, since=since, timeout=seconds, **match)
+        except TimeoutError:
+            return None
+
+    def poll(self, read: Callable[[], T], done: Callable[[T], bool] = bool, *,
+             login: str | None = None, wake: Callable[[Event], bool] | None = None,
+             timeout: float | None = None, area: str = "e2e", step: float = 0.5) -> T:
+        """``read()`` (a harness read the simulator cannot see) until ``done(value)`` or the
+        deadline (``timeout``, default the area's); returns the last value read. Between reads
+        it waits for the next simulator event of ``login`` (or ``wake``), at most ``step``
+        seconds: a change on the provider's side usually shows up as traffic with G first."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout(area))
+        woken = wake if wake is not None else (lambda e: e["login"] == login)
+        while True:
+            mark = self.mark()
+            value = read()
+            left = deadline - time.monotonic()
+            if done(value) or left <= 0:
+                return value
+            try:
+                self.wait_event(woken, area=area, since=mark, timeout=min(step, left))
+            except TimeoutError:
+                pass
+
     def events(self, since: int = 0, **match: Any) -> list[dict[str, Any]]:
         """Simulator events (read on the loop, where the log is appended to)."""
         return self.call(lambda: self.gk.log.events(since=since, **match))
@@ -124,6 +174,11 @@ class Kit:
             logging.getLogger("conformance").warning("kit shutdown was not clean: %r", exc)
         finally:
             self.loop.close()
+
+
+def _fail(expected: str, observed: str) -> NoReturn:
+    fail(expected, observed)
+    raise AssertionError("unreachable: fail() raises")
 
 
 def _media_base(target: str, declared: str | None) -> str:

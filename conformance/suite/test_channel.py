@@ -87,25 +87,12 @@ def _story(kit: Kit, since: int, login: str | None = None, limit: int = 14) -> s
 def _wait(kit: Kit, expected: str, *, since: int, login: str | None = None,
           timeout: float | None = None, pred: Callable[[Event], bool] | None = None,
           **match: Any) -> Event:
-    """An awaited event the provider must cause; its absence within the bound is a FAIL.
+    """:meth:`Kit.expect` in this area, with the channel story as the observation.
     ``login``, when given, must be the event's login (and scopes the failure message)."""
     if login is not None:
         match["login"] = login
-    try:
-        return kit.wait_event(pred, area=AREA, timeout=timeout, since=since, **match)
-    except TimeoutError:
-        waited = timeout or kit.timeout(AREA)
-        fail(expected, f"nothing within {waited:g} s; events: {_story(kit, since, login)}")
-        raise  # unreachable: fail() raises
-
-
-def _quiet(kit: Kit, seconds: float, *, since: int, pred: Callable[[Event], bool] | None = None,
-           **match: Any) -> Event | None:
-    """The first matching event within ``seconds`` (≤ 2 s), or None when nothing happened."""
-    try:
-        return kit.wait_event(pred, timeout=seconds, since=since, **match)
-    except TimeoutError:
-        return None
+    return kit.expect(expected, pred, since=since, area=AREA, timeout=timeout,
+                      story=lambda: f"events: {_story(kit, since, login)}", **match)
 
 
 def _connected(kit: Kit, login: str, since: int) -> Event:
@@ -247,7 +234,7 @@ def _describe(res: Any, what: str) -> str:
 
 
 def _assert_no_wake(kit: Kit, user: ProviderUser, since: int, what: str) -> None:
-    woke = _quiet(kit, QUIET_S, since=since, kind="connected", login=user.login)
+    woke = kit.within(QUIET_S, since=since, kind="connected", login=user.login)
     if woke is not None:
         fail(f"no client woken by {what}",
              f"the offline client connected at {woke['t']:.0f} ms; events: {_story(kit, since, user.login)}")
@@ -515,9 +502,9 @@ def test_one_connection_per_login(kit: Kit, harness: HarnessClient, new_user):
     conn = _connected(kit, user.login, 0)["detail"]["conn"]
     _harness_try(lambda: harness.connect(user.handle))  # already online: must not open another
     kit.run(kit.gk.push(user.login), AREA)               # a push to an online client: likewise
-    second = _quiet(kit, QUIET_S, since=mark,
-                    pred=lambda e: e["login"] == user.login
-                    and e["kind"] in ("connected", "connection_replaced"))
+    second = kit.within(QUIET_S, since=mark,
+                        predicate=lambda e: e["login"] == user.login
+                        and e["kind"] in ("connected", "connection_replaced"))
     if second is not None:
         fail("no second connection for a login that is online",
              f"{second['kind']} at {second['t']:.0f} ms; events: {_story(kit, mark, user.login)}")
@@ -566,8 +553,8 @@ def _poll_inbox(kit: Kit, harness: HarnessClient, user: ProviderUser, peer: str,
         if set(want) <= have or time.monotonic() >= deadline:
             return items
         mark = kit.mark()
-        _quiet(kit, min(1.0, max(0.05, deadline - time.monotonic())), since=mark,
-               login=user.login)
+        kit.within(min(1.0, max(0.05, deadline - time.monotonic())), since=mark,
+                   login=user.login)
 
 
 @requirement("CHN-012")
@@ -649,8 +636,8 @@ def test_bad_token_means_a_new_token_before_reconnecting(kit: Kit, harness: Harn
     refused = _wait(kit, "a reconnection attempt (G refuses it with bad_token)", since=mark,
                     login=user.login, kind="handshake_failed", reason="bad_token")
     # Reconnecting on its own is the client's choice; if it does not, the user connects.
-    again = _quiet(kit, kit.timeout(AREA), since=refused["seq"], kind="connected",
-                   login=user.login)
+    again = kit.within(kit.timeout(AREA), since=refused["seq"], kind="connected",
+                       login=user.login)
     if again is None:
         _connect(kit, harness, user, "a reconnection with a new user JWT after bad_token")
         _wait(kit, "a reconnection after bad_token", since=refused["seq"], login=user.login,
@@ -678,8 +665,8 @@ def test_protocol_version_refusal_is_reported_and_not_retried(kit: Kit, harness:
     err = _harness_try(lambda: harness.connect(user.handle))
     refused = _wait(kit, "a connection attempt (G refuses it with protocol_version)", since=mark,
                     login=user.login, kind="handshake_failed", reason="protocol_version")
-    same = _quiet(kit, QUIET_S, since=refused["seq"], kind="connected", login=user.login,
-                  protocol_version=version)
+    same = kit.within(QUIET_S, since=refused["seq"], kind="connected", login=user.login,
+                      protocol_version=version)
     if same is not None:
         fail(f"no reconnection with protocol version {version} after protocol_version",
              f"reconnected with {version}; events: {_story(kit, mark, user.login)}")

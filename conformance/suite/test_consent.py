@@ -48,30 +48,6 @@ Event = dict[str, Any]
 
 
 # -- waiting on the simulator --------------------------------------------------------------------
-def _expect(kit: Kit, expected: str, predicate: Callable[[Event], bool] | None = None, *,
-            since: int, timeout: float | None = None, **match: Any) -> Event:
-    """The first matching simulator event, or FAIL naming what the provider did not do."""
-    try:
-        return kit.wait_event(predicate, area=AREA, since=since, timeout=timeout, **match)
-    except TimeoutError as exc:
-        waited = timeout or kit.timeout(AREA)
-        fail(expected, f"nothing within {waited:.1f} s ({exc.__cause__ or exc})")
-        raise AssertionError("unreachable") from None
-
-
-def _within(kit: Kit, seconds: float, predicate: Callable[[Event], bool] | None = None, *,
-            since: int, **match: Any) -> Event | None:
-    """A matching event (already logged or arriving within ``seconds``), else None."""
-    if seconds <= 0:
-        found = kit.events(since=since, **match)
-        found = [e for e in found if predicate is None or predicate(e)]
-        return found[0] if found else None
-    try:
-        return kit.wait_event(predicate, area=AREA, since=since, timeout=seconds, **match)
-    except TimeoutError:
-        return None
-
-
 def _stanza(kind: str, login: str, **fields: Any) -> Callable[[Event], bool]:
     """A stanza of ``kind`` the client of ``login`` sent; each field value may be a tuple of
     accepted values, or a string that must be in a list field."""
@@ -148,8 +124,8 @@ def _session_with(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUser)
         mid = harness.send_text(u.handle, g.id, "hello " + kit.unique("s"))
     except HarnessError as exc:
         fail("a message to an opted-in G user accepted (precondition)", str(exc))
-    _expect(kit, f"the first message reaches the opted-in G user {g.id}", since=start,
-            kind="user_message", user=g.id, id=mid)
+    kit.expect(f"the first message reaches the opted-in G user {g.id}", since=start,
+               kind="user_message", user=g.id, id=mid, area=AREA)
     return mid
 
 
@@ -165,21 +141,6 @@ def _block(harness: HarnessClient, u: ProviderUser, g: SimUser) -> None:
 def _refused(exc: HarnessError, *kinds: str) -> bool:
     """A local refusal by the client: 409 with one of the problem types ``kinds``."""
     return exc.status == 409 and any(exc.type.rstrip("/").endswith("/" + k) for k in kinds)
-
-
-def _poll(kit: Kit, login: str, probe: Callable[[], Any], timeout: float) -> Any:
-    """Poll the harness with ``probe`` until it returns something truthy; between polls wait
-    (bounded, at most 0.25 s) on the next simulator event of ``login``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        cursor = kit.mark()
-        found = probe()
-        if found:
-            return found
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        _within(kit, min(0.25, left), since=cursor, login=login)
 
 
 def _events(harness: HarnessClient, u: ProviderUser, after: int = 0) -> list[dict[str, Any]]:
@@ -216,7 +177,13 @@ def _failure_report(harness: HarnessClient, u: ProviderUser, mid: str) -> dict |
 
 
 def _reported_failed(kit: Kit, harness: HarnessClient, u: ProviderUser, mid: str) -> dict | None:
-    return _poll(kit, u.login, lambda: _failure_report(harness, u, mid), kit.timeout(AREA))
+    return (kit.poll(
+        lambda: _failure_report(harness, u, mid),
+        login=u.login,
+        timeout=kit.timeout(AREA),
+        area=AREA,
+        step=0.25,
+    ) or None)
 
 
 # -- CON-001 / CON-003: reachability pings ---------------------------------------------------------
@@ -225,8 +192,8 @@ def _opted_out_contact(kit: Kit, harness: HarnessClient, u: ProviderUser, g: Sim
     this provider; returns once the client acknowledged the ``consent_revoked``."""
     start = kit.mark()
     mid = kit.call(g.send_text, u.login, "hi from " + g.name, area=AREA)
-    _expect(kit, "the client acknowledges a message from a G user", since=start,
-            kind="message_delivered", login=u.login, id=mid)
+    kit.expect("the client acknowledges a message from a G user", since=start,
+               kind="message_delivered", login=u.login, id=mid, area=AREA)
     start = kit.mark()
     nid = _notify(kit, u.login, lambda: kit.gk.script.revoke_consent(g, PROVIDER_ID))
     _acked(kit, u.login, nid, start, "consent_revoked notification")
@@ -241,8 +208,9 @@ def test_reachability_ping_is_sent_and_no_message_before_consent(kit: Kit, harne
         harness.reachability_ping(u.handle, g.id)
     except HarnessError as exc:
         fail("the user's request to reach the G user accepted (202)", str(exc))
-    _expect(kit, f"a reachability_ping stanza naming {g.id}",
-            _stanza("reachability_ping", u.login, recipient=(g.id, g.phone)), since=start)
+    kit.expect(f"a reachability_ping stanza naming {g.id}",
+               _stanza("reachability_ping", u.login, recipient=(g.id, g.phone)), since=start,
+                   area=AREA)
     try:
         mid = harness.send_text(u.handle, g.id, "are you there?")
     except HarnessError as exc:
@@ -251,7 +219,7 @@ def test_reachability_ping_is_sent_and_no_message_before_consent(kit: Kit, harne
                  "and held back", str(exc))
         mid = None
     # A client that accepted the send may hold it until consent: it must not go out meanwhile.
-    sent = _within(kit, QUIET_S if mid else 0, _message_to(u.login, g), since=start)
+    sent = kit.within(QUIET_S if mid else 0, _message_to(u.login, g), since=start, area=AREA)
     if sent is not None:
         fail(f"no message stanza to {g.id} before G reports consent (none was reported)",
              _describe(sent))
@@ -266,7 +234,8 @@ def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_
     except HarnessError as exc:
         not_tested(f"the first reachability ping was not accepted: {exc}")
     ping = _stanza("reachability_ping", u.login, recipient=(g.id, g.phone))
-    first = _expect(kit, f"a first reachability_ping stanza naming {g.id}", ping, since=start)
+    first = kit.expect(f"a first reachability_ping stanza naming {g.id}", ping, since=start,
+                       area=AREA)
     try:
         harness.reachability_ping(u.handle, g.id)
         accepted = True
@@ -275,7 +244,7 @@ def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_
             fail("a repeated ping suppressed (429 .../rate-limited) or accepted without a stanza",
                  str(exc))
         accepted = False
-    again = _within(kit, QUIET_S if accepted else 0, ping, since=first["seq"] + 1)
+    again = kit.within(QUIET_S if accepted else 0, ping, since=first["seq"] + 1, area=AREA)
     if again is not None:
         fail(f"at most one reachability_ping to {g.id} within 24 hours",
              f"a second one {again['t'] - first['t']:.0f} ms after the first")
@@ -292,12 +261,12 @@ def test_not_opted_in_is_reported_and_not_resent(kit: Kit, harness, new_user, g_
         if _refused(exc, "not-opted-in"):
             not_tested("the client refused the send locally, so G's not_opted_in error never came")
         fail("the send accepted (202) or refused locally (409 .../not-opted-in)", str(exc))
-    err = _expect(kit, f"the client asks G for {g.id} (key_fetch or message) and gets not_opted_in",
-                  since=start, kind="error_sent", login=u.login, code="not_opted_in")
+    err = kit.expect(f"the client asks G for {g.id} (key_fetch or message) and gets not_opted_in",
+                     since=start, kind="error_sent", login=u.login, code="not_opted_in", area=AREA)
     if _reported_failed(kit, harness, u, mid) is None:
         fail(f"message {mid} reported as failed (send_failed event or status failed)",
              f"not within {kit.timeout(AREA):g} s of the not_opted_in error")
-    again = _within(kit, QUIET_S, _to_user(u.login, g), since=err["seq"] + 1)
+    again = kit.within(QUIET_S, _to_user(u.login, g), since=err["seq"] + 1, area=AREA)
     if again is not None:
         fail(f"no automatic resend: no further message or key_fetch for {g.id} without a new "
              "send or consent_granted", _describe(again))
@@ -314,7 +283,8 @@ def test_consent_revoked_stops_queued_and_new_messages_and_is_surfaced(kit: Kit,
         harness.disconnect(u.handle, wake_on_push=False)
     except HarnessError as exc:
         fail("the harness disconnect action accepted (204)", str(exc))
-    _expect(kit, "the client's connection closed", since=start, kind="disconnected", login=u.login)
+    kit.expect("the client's connection closed", since=start, kind="disconnected", login=u.login,
+               area=AREA)
     cursor = _last_seq(harness, u)
     try:  # queued while offline, before the notification (a client may refuse offline sends)
         harness.send_text(u.handle, g.id, "queued while offline")
@@ -336,10 +306,11 @@ def test_consent_revoked_stops_queued_and_new_messages_and_is_surfaced(kit: Kit,
     def surfaced() -> dict | None:
         return next((e for e in _events(harness, u, cursor) if e.get("type") == "consent_changed"
                      and e.get("peer") in (g.id, g.phone) and e.get("consent") == "revoked"), None)
-    if _poll(kit, u.login, surfaced, kit.timeout(AREA)) is None:
+    if (kit.poll(surfaced, login=u.login, timeout=kit.timeout(AREA), area=AREA,
+                 step=0.25) or None) is None:
         fail(f"a consent_changed event for {g.id} with consent revoked",
              f"none within {kit.timeout(AREA):g} s of the acknowledgement")
-    sent = _within(kit, QUIET_S, _message_to(u.login, g), since=ack["seq"] + 1)
+    sent = kit.within(QUIET_S, _message_to(u.login, g), since=ack["seq"] + 1, area=AREA)
     if sent is not None:
         fail(f"no message stanza to {g.id} after its consent_revoked (queued or new)", _describe(sent))
 
@@ -355,8 +326,9 @@ def test_block_and_unblock_send_blocklist_set_within_10_s(kit: Kit, harness, new
         except HarnessError as exc:
             fail(f"the harness {action} action accepted (204)", str(exc))
         left = 10 + SLACK_S - (time.monotonic() - t0)
-        _expect(kit, f"a blocklist_set stanza with {g.id} in `{field}` within 10 s of the {action}",
-                _stanza("blocklist_set", u.login, **{field: g.id}), since=start, timeout=max(left, 0.1))
+        kit.expect(f"a blocklist_set stanza with {g.id} in `{field}` within 10 s of the {action}",
+                   _stanza("blocklist_set", u.login, **{field: g.id}), since=start,
+                       timeout=max(left, 0.1), area=AREA)
 
 
 @requirement("CON-005")
@@ -369,15 +341,17 @@ def test_unacknowledged_blocklist_set_is_retried_after_reconnection(kit: Kit, ha
     except HarnessError as exc:
         fail("the harness block action accepted (204)", str(exc))
     add = _stanza("blocklist_set", u.login, add=g.id)
-    first = _expect(kit, f"a blocklist_set stanza adding {g.id}", add, since=start, timeout=10 + SLACK_S)
-    _expect(kit, "G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
-            code="internal", id=first["detail"]["id"])
+    first = kit.expect(f"a blocklist_set stanza adding {g.id}", add, since=start,
+                       timeout=10 + SLACK_S, area=AREA)
+    kit.expect("G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
+               code="internal", id=first["detail"]["id"], area=AREA)
     kit.call(kit.gk.script.force_offline, u.login, area=AREA)  # a reconnection to retry after
-    retry = _expect(kit, f"the blocklist_set adding {g.id} sent again (G did not acknowledge it)", add,
-                    since=first["seq"] + 1)
+    retry = kit.expect(f"the blocklist_set adding {g.id} sent again (G did not acknowledge it)",
+                       add,
+                       since=first["seq"] + 1, area=AREA)
     # Not an error this time: G acknowledges; nothing more is asked of the client.
-    _expect(kit, "G's ack of the retried blocklist_set", since=retry["seq"], kind="blocklist_changed",
-            login=u.login)
+    kit.expect("G's ack of the retried blocklist_set", since=retry["seq"], kind="blocklist_changed",
+               login=u.login, area=AREA)
 
 
 @requirement("CON-005")
@@ -388,7 +362,8 @@ def test_block_while_offline_is_sent_on_reconnection(kit: Kit, harness, new_user
         harness.disconnect(u.handle, wake_on_push=False)
     except HarnessError as exc:
         fail("the harness disconnect action accepted (204)", str(exc))
-    _expect(kit, "the client's connection closed", since=start, kind="disconnected", login=u.login)
+    kit.expect("the client's connection closed", since=start, kind="disconnected", login=u.login,
+               area=AREA)
     try:
         harness.block(u.handle, g.id)
     except HarnessError as exc:
@@ -398,8 +373,9 @@ def test_block_while_offline_is_sent_on_reconnection(kit: Kit, harness, new_user
         harness.connect(u.handle)
     except HarnessError as exc:
         fail("the client reconnects (204)", str(exc))
-    _expect(kit, f"after reconnecting, a blocklist_set adding {g.id} (blocked while offline)",
-            _stanza("blocklist_set", u.login, add=g.id), since=start, timeout=10 + SLACK_S)
+    kit.expect(f"after reconnecting, a blocklist_set adding {g.id} (blocked while offline)",
+               _stanza("blocklist_set", u.login, add=g.id), since=start, timeout=10 + SLACK_S,
+                   area=AREA)
 
 
 # -- CON-006: blocklist synchronisation --------------------------------------------------------------
@@ -418,8 +394,8 @@ def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harnes
         harness.send_text(u.handle, other.id, "first message")
     except HarnessError as exc:
         fail("a message to an opted-in G user accepted", str(exc))
-    first_msg = _expect(kit, "the first message stanza", since=start, kind="stanza_received",
-                        login=u.login, type="message")
+    first_msg = kit.expect("the first message stanza", since=start, kind="stanza_received",
+                           login=u.login, type="message", area=AREA)
     read = [e for e in kit.events(since=start, kind="stanza_received", login=u.login, type="blocklist_get")]
     if not read or read[0]["seq"] > first_msg["seq"]:
         fail("a blocklist_get stanza after the enlistment and before the first message stanza",
@@ -430,13 +406,13 @@ def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harnes
     from_local = kit.call(local.send_text, u.login, "from the locally blocked user", area=AREA)
     marker = kit.call(other.send_text, u.login, "marker", area=AREA)
     for mid in (from_listed, from_local, marker):
-        _expect(kit, "the client acknowledges each incoming message", since=mark,
-                kind="message_delivered", login=u.login, id=mid)
+        kit.expect("the client acknowledges each incoming message", since=mark,
+                   kind="message_delivered", login=u.login, id=mid, area=AREA)
 
     def shown() -> set[str] | None:
         ids = {str(i.get("message_id")) for i in _inbox(harness, u)}
         return ids if marker in ids else None
-    ids = _poll(kit, u.login, shown, kit.timeout(AREA))
+    ids = (kit.poll(shown, login=u.login, timeout=kit.timeout(AREA), area=AREA, step=0.25) or None)
     if ids is None:
         not_tested("the marker message from an unblocked user was never surfaced")
     if from_listed in ids and from_local not in ids:
@@ -457,15 +433,16 @@ def test_nothing_from_a_blocked_user_is_surfaced(kit: Kit, harness, new_user, g_
     kit.call(g.send_reaction, u.login, mine, u.login, "\U0001F44D", area=AREA)
     receipt = kit.call(g.send_receipt, u.login, "read", [mine], area=AREA)
     marker = kit.call(other.send_text, u.login, "marker", area=AREA)
-    _expect(kit, "the client acknowledges the receipt", since=start, kind="acked", login=u.login,
-            id=receipt)
-    _expect(kit, "the client acknowledges the marker message", since=start,
-            kind="message_delivered", login=u.login, id=marker)
+    kit.expect("the client acknowledges the receipt", since=start, kind="acked", login=u.login,
+               id=receipt, area=AREA)
+    kit.expect("the client acknowledges the marker message", since=start,
+               kind="message_delivered", login=u.login, id=marker, area=AREA)
 
     def shown() -> list[dict[str, Any]] | None:
         items = _inbox(harness, u)
         return items if any(i.get("message_id") == marker for i in items) else None
-    items = _poll(kit, u.login, shown, kit.timeout(AREA))
+    items = (kit.poll(shown, login=u.login, timeout=kit.timeout(AREA), area=AREA,
+                      step=0.25) or None)
     if items is None:
         not_tested("the marker message from an unblocked user was never surfaced")
     problems = []
@@ -491,8 +468,8 @@ def test_no_read_receipt_to_a_blocked_user(kit: Kit, harness, new_user, g_user):
     theirs = kit.call(g.send_text, u.login, "read me", area=AREA)
     marker = kit.call(other.send_text, u.login, "read me too", area=AREA)
     for mid in (theirs, marker):
-        _expect(kit, "the client acknowledges each incoming message", since=start,
-                kind="message_delivered", login=u.login, id=mid)
+        kit.expect("the client acknowledges each incoming message", since=start,
+                   kind="message_delivered", login=u.login, id=mid, area=AREA)
     _block(harness, u, g)
     start = kit.mark()
     try:
@@ -511,10 +488,11 @@ def test_no_read_receipt_to_a_blocked_user(kit: Kit, harness, new_user, g_user):
                           and e["detail"].get("recipient") in (to.id, to.phone))
     # The marker proves the client does send read receipts; a client that sends none at all
     # keeps CON-007 (E2E-015 judges that), so its absence makes this check NOT_TESTED.
-    if _within(kit, kit.timeout(AREA), read_receipt(other), since=start, kind="receipt",
-               login=u.login) is None:
+    if kit.within(kit.timeout(AREA), read_receipt(other), since=start, kind="receipt",
+                  login=u.login, area=AREA) is None:
         not_tested("precondition failed: no read receipt to an unblocked user either (see E2E-015)")
-    sent = _within(kit, QUIET_S / 2, read_receipt(g), since=start, kind="receipt", login=u.login)
+    sent = kit.within(QUIET_S / 2, read_receipt(g), since=start, kind="receipt", login=u.login,
+                      area=AREA)
     if sent is not None:
         fail(f"no read receipt to the blocked {g.id}", _describe(sent))
 
@@ -534,9 +512,9 @@ def test_no_message_to_a_blocked_user(kit: Kit, harness, new_user, g_user):
         marker = harness.send_text(u.handle, other.id, "marker")
     except HarnessError as exc:
         fail("a message to an unblocked G user accepted", str(exc))
-    _expect(kit, "the marker message reaches the unblocked user", since=start, kind="user_message",
-            user=other.id, id=marker)
-    sent = _within(kit, QUIET_S / 2, _message_to(u.login, g), since=start)
+    kit.expect("the marker message reaches the unblocked user", since=start, kind="user_message",
+               user=other.id, id=marker, area=AREA)
+    sent = kit.within(QUIET_S / 2, _message_to(u.login, g), since=start, area=AREA)
     if sent is not None:
         fail(f"no message stanza to the blocked {g.id} while the block lasts", _describe(sent))
 
@@ -558,11 +536,12 @@ def test_opt_out_sends_deletion_request_and_retires_the_login(kit: Kit, harness,
         harness.opt_out(u.handle)
     except HarnessError as exc:
         fail("the harness opt-out action accepted (204)", str(exc))
-    req = _expect(kit, "a deletion_request stanza", _stanza("deletion_request", u.login), since=start)
-    _expect(kit, "G deleted the login (acknowledged the deletion request)", since=req["seq"],
-            kind="deleted", login=u.login)
-    _expect(kit, "the deleted login's connection closed", since=req["seq"], kind="disconnected",
-            login=u.login)
+    req = kit.expect("a deletion_request stanza", _stanza("deletion_request", u.login),
+                     since=start, area=AREA)
+    kit.expect("G deleted the login (acknowledged the deletion request)", since=req["seq"],
+               kind="deleted", login=u.login, area=AREA)
+    kit.expect("the deleted login's connection closed", since=req["seq"], kind="disconnected",
+               login=u.login, area=AREA)
     after = kit.mark()
     # The user tries to go online and to send again: the old login and keys must stay unused.
     try:
@@ -573,7 +552,8 @@ def test_opt_out_sends_deletion_request_and_retires_the_login(kit: Kit, harness,
         harness.send_text(u.handle, g.id, "after opting out")
     except HarnessError:
         pass
-    _within(kit, 0.5, lambda e: e["kind"] in ("stanza_received", "handshake_failed"), since=after)
+    kit.within(0.5, lambda e: e["kind"] in ("stanza_received", "handshake_failed"), since=after,
+               area=AREA)
     events = kit.events(since=after)
     used = [e for e in events if e["login"] == u.login and e["kind"] in ("connected", "stanza_received")]
     refused = [e for e in events if e["kind"] == "handshake_failed" and e["login"] is None
@@ -602,13 +582,13 @@ def test_unacknowledged_deletion_request_is_retried(kit: Kit, harness, new_user)
     except HarnessError as exc:
         fail("the harness opt-out action accepted (204)", str(exc))
     deletion = _stanza("deletion_request", u.login)
-    first = _expect(kit, "a deletion_request stanza", deletion, since=start)
-    _expect(kit, "G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
-            code="internal", id=first["detail"]["id"])
+    first = kit.expect("a deletion_request stanza", deletion, since=start, area=AREA)
+    kit.expect("G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
+               code="internal", id=first["detail"]["id"], area=AREA)
     kit.call(kit.gk.script.force_offline, u.login, area=AREA)  # a reconnection to retry after
-    retry = _expect(kit, "the deletion_request sent again until G acknowledges it", deletion,
-                    since=first["seq"] + 1)
-    _expect(kit, "G deleted the login", since=retry["seq"], kind="deleted", login=u.login)
+    retry = kit.expect("the deletion_request sent again until G acknowledges it", deletion,
+                       since=first["seq"] + 1, area=AREA)
+    kit.expect("G deleted the login", since=retry["seq"], kind="deleted", login=u.login, area=AREA)
 
 
 # -- CON-009: media deletion on opt-out -----------------------------------------------------------
@@ -624,8 +604,8 @@ def test_opt_out_makes_the_users_blobs_unavailable_within_60_s(kit: Kit, harness
                                      mimetype, **extra)
         except HarnessError as exc:
             not_tested(f"the client did not send a {kind} message (media profile): {exc}")
-        _expect(kit, f"the {kind} message reaches the G user", since=start, kind="user_message",
-                user=g.id, id=mid)
+        kit.expect(f"the {kind} message reaches the G user", since=start, kind="user_message",
+                   user=g.id, id=mid, area=AREA)
 
         def direct_path(mid: str = mid, kind: str = kind) -> str:
             item = next(i for i in g.inbox if i.message_id == mid)
@@ -660,8 +640,8 @@ def test_opt_out_makes_the_users_blobs_unavailable_within_60_s(kit: Kit, harness
             break
         if first_round:  # event-driven first: the opt-out reaching G (its deletion request)
             first_round = False
-            if _within(kit, min(kit.timeout(AREA), deadline - time.monotonic()), since=start,
-                       kind="deleted", login=u.login) is not None:
+            if kit.within(min(kit.timeout(AREA), deadline - time.monotonic()), since=start,
+                          kind="deleted", login=u.login, area=AREA) is not None:
                 continue
         # Then a bounded poll: the server's deletion has no event the kit could wait on.
         pause.wait(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -686,16 +666,17 @@ def _rate_limit_run(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUse
     is_msg = _stanza("message", u.login)
     cursor = start
     for i, need in enumerate(delays_ms):
-        err = _expect(kit, "G's scripted rate_limited error", since=cursor, kind="error_sent",
-                      login=u.login, code="rate_limited")
-        nxt = _within(kit, need / 1000 + SLACK_S, is_msg, since=err["seq"] + 1)
+        err = kit.expect("G's scripted rate_limited error", since=cursor, kind="error_sent",
+                         login=u.login, code="rate_limited", area=AREA)
+        nxt = kit.within(need / 1000 + SLACK_S, is_msg, since=err["seq"] + 1, area=AREA)
         if nxt is None:  # a later resend, or a failure report
             def outcome(after: int = err["seq"] + 1) -> tuple[str, Event | None] | None:
-                resent = _within(kit, 0, is_msg, since=after)
+                resent = kit.within(0, is_msg, since=after, area=AREA)
                 if resent is not None:
                     return "resent", resent
                 return ("failed", None) if _failure_report(harness, u, mid) else None
-            got = _poll(kit, u.login, outcome, kit.timeout(AREA))
+            got = (kit.poll(outcome, login=u.login, timeout=kit.timeout(AREA), area=AREA,
+                            step=0.25) or None)
             if got is None:
                 fail("the rate-limited message resent after the delay or reported as failed",
                      f"neither within {need / 1000 + SLACK_S + kit.timeout(AREA):g} s")
@@ -707,7 +688,7 @@ def _rate_limit_run(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUse
                     harness.send_text(u.handle, g.id, "after the failure")
                 except HarnessError as exc:
                     fail("a new message accepted after the failure report", str(exc))
-                nxt = _expect(kit, "the new message stanza", is_msg, since=err["seq"] + 1)
+                nxt = kit.expect("the new message stanza", is_msg, since=err["seq"] + 1, area=AREA)
         gap = nxt["t"] - err["t"]
         if gap < need:
             fail(f"no message stanza within {need} ms of rate_limited (retry_after_ms="
@@ -735,7 +716,8 @@ def test_rate_limited_without_delay_waits_1_s_then_doubles(kit: Kit, harness, ne
 # -- CON-011: re-enlistment ------------------------------------------------------------------------
 def _presented(kit: Kit, login: str) -> list[str]:
     return kit.call(lambda: [t.token for t in kit.gk.tokens_seen
-                             if t.source == "enlistment" and t.login == login and t.accepted], area=AREA)
+                             if t.source == "enlistment" and t.login == login and t.accepted],
+                                 area=AREA)
 
 
 def _reenlisted(kit: Kit, u: ProviderUser, since: int, old_tokens: list[str], t_error: float) -> Event:
@@ -746,7 +728,8 @@ def _reenlisted(kit: Kit, u: ProviderUser, since: int, old_tokens: list[str], t_
                 or (e["kind"] == "connected" and e["login"] == u.login)
                 or (e["kind"] == "handshake_failed" and e["detail"].get("reason") == "un_enlisted"
                     and e["login"] in (None, u.login)))
-    first = _expect(kit, "a new enlistment after un_enlisted", enlisted_or_attempt, since=since)
+    first = kit.expect("a new enlistment after un_enlisted", enlisted_or_attempt, since=since,
+                       area=AREA)
     if first["kind"] != "enlisted":
         fail("no connection with the old login before the new enlistment succeeded",
              _describe(first) + " (no successful enlistment before it)")
@@ -757,11 +740,11 @@ def _reenlisted(kit: Kit, u: ProviderUser, since: int, old_tokens: list[str], t_
         if isinstance(iat, (int, float)) and iat < int(t_error):
             fail("the new enlistment with a fresh user JWT",
                  f"the JWT of an earlier enlistment (iat {iat}) presented again")
-    _expect(kit, "the client reconnects after the new enlistment", since=first["seq"],
-            kind="connected", login=u.login)
-    _expect(kit, "one-time pre-keys uploaded after the new enlistment",
-            lambda e: (e["detail"].get("added") or 0) > 0, since=first["seq"],
-            kind="pre_keys_uploaded", login=u.login)
+    kit.expect("the client reconnects after the new enlistment", since=first["seq"],
+               kind="connected", login=u.login, area=AREA)
+    kit.expect("one-time pre-keys uploaded after the new enlistment",
+               lambda e: (e["detail"].get("added") or 0) > 0, since=first["seq"],
+               kind="pre_keys_uploaded", login=u.login, area=AREA)
     return first
 
 
@@ -778,12 +761,12 @@ def test_un_enlisted_on_a_stanza_leads_to_re_enlistment_before_reconnecting(kit:
             mid = harness.send_text(u.handle, g.id, text)
         except HarnessError as exc:
             fail("a message to an opted-in G user accepted", str(exc))
-        err = _expect(kit, "G's scripted un_enlisted error", since=start, kind="error_sent",
-                      login=u.login, code="un_enlisted")
+        err = kit.expect("G's scripted un_enlisted error", since=start, kind="error_sent",
+                         login=u.login, code="un_enlisted", area=AREA)
         enlisted = _reenlisted(kit, u, err["seq"] + 1, old_tokens, time.time())
-        _expect(kit, "the pending message sent after the new enlistment",
-                lambda e: e["detail"].get("id") == mid or e["detail"].get("text") == text,
-                since=enlisted["seq"], kind="user_message", user=g.id)
+        kit.expect("the pending message sent after the new enlistment",
+                   lambda e: e["detail"].get("id") == mid or e["detail"].get("text") == text,
+                   since=enlisted["seq"], kind="user_message", user=g.id, area=AREA)
     finally:
         _quiet_disconnect(harness, u)
 
@@ -800,8 +783,9 @@ def test_un_enlisted_at_connection_leads_to_re_enlistment_before_reconnecting(ki
             harness.connect(u.handle)
         except HarnessError:
             pass  # 502 connect-failed (reason un_enlisted) is expected; re-enlisting inside is too
-        refused = _expect(kit, "the scripted un_enlisted handshake refusal", since=start,
-                          kind="handshake_failed", login=u.login, reason="un_enlisted")
+        refused = kit.expect("the scripted un_enlisted handshake refusal", since=start,
+                             kind="handshake_failed", login=u.login, reason="un_enlisted",
+                                 area=AREA)
         _reenlisted(kit, u, refused["seq"] + 1, old_tokens, time.time())
     finally:
         _quiet_disconnect(harness, u)
@@ -826,11 +810,11 @@ def test_blocked_by_recipient_is_reported_and_not_resent(kit: Kit, harness, new_
         mid = harness.send_text(u.handle, g.id, "you blocked me?")
     except HarnessError as exc:
         fail("the send accepted (the client cannot know it is blocked)", str(exc))
-    err = _expect(kit, f"the client sends to {g.id} and G answers blocked", since=start,
-                  kind="error_sent", login=u.login, code="blocked")
+    err = kit.expect(f"the client sends to {g.id} and G answers blocked", since=start,
+                     kind="error_sent", login=u.login, code="blocked", area=AREA)
     if _reported_failed(kit, harness, u, mid) is None:
         fail(f"message {mid} reported as failed (send_failed event or status failed)",
              f"not within {kit.timeout(AREA):g} s of the blocked error")
-    again = _within(kit, QUIET_S, _message_to(u.login, g), since=err["seq"] + 1)
+    again = kit.within(QUIET_S, _message_to(u.login, g), since=err["seq"] + 1, area=AREA)
     if again is not None:
         fail("no automatic resend of the message G refused with blocked", _describe(again))

@@ -22,7 +22,6 @@ that requirement rather than failing its own.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,41 +62,16 @@ RETRY = "RECEIPT_TYPE_RETRY"
 # ------------------------------------------------------------------------------------------------
 # Waiting
 # ------------------------------------------------------------------------------------------------
-def _poll(kit: Kit, login: str, probe: Callable[[], Any], timeout: float | None = None) -> Any:
-    """Call ``probe`` (harness reads) until it returns something truthy; between calls wait for
-    the next simulator event of ``login`` (at most 1 s). Returns the last result."""
-    deadline = time.monotonic() + (timeout if timeout is not None else kit.timeout(AREA))
-    while True:
-        mark = kit.mark()
-        got = probe()
-        left = deadline - time.monotonic()
-        if got or left <= 0:
-            return got
-        try:
-            kit.wait_event(lambda e: e["login"] == login, since=mark, timeout=min(left, 1.0))
-        except TimeoutError:
-            pass
-
-
-def _wait(
-    kit: Kit,
-    predicate: Callable[[dict[str, Any]], bool] | None,
-    *,
-    since: int,
-    timeout: float | None = None,
-    **match: Any,
-) -> dict[str, Any] | None:
-    """The first matching simulator event, or None when none came in time."""
-    try:
-        return kit.wait_event(predicate, since=since, timeout=timeout, **match)
-    except TimeoutError:
-        return None
-
-
 def _acked(kit: Kit, login: str, mid: str, since: int, timeout: float | None = None) -> bool:
     return (
-        _wait(
-            kit, None, since=since, timeout=timeout, kind="message_delivered", login=login, id=mid
+        kit.within(
+            timeout,
+            None,
+            since=since,
+            kind="message_delivered",
+            login=login,
+            id=mid,
+            area=AREA,
         )
         is not None
     )
@@ -121,7 +95,7 @@ def _surfaced(
         last = harness.inbox(user.handle, peer)
         return all(_find(last, m) for m in mids)
 
-    if not _poll(kit, user.login, probe):
+    if not kit.poll(probe, login=user.login, area=AREA, step=1.0):
         missing = [m for m in mids if not _find(last, m)]
         fail(
             f"{what or 'the messages'} {mids} from {peer} surfaced in the harness inbox",
@@ -195,7 +169,7 @@ def _outcome(
         return e["kind"] == "rejected" and e["login"] == login and d.get("request") == "message"
 
     t = timeout if timeout is not None else kit.timeout(AREA)
-    e = _wait(kit, pred, since=since, timeout=t)
+    e = kit.within(t, pred, since=since, area=AREA)
     if e is None:
         fail(
             f"the client's message {mid} to G's user {g.id} on the chat channel",
@@ -395,14 +369,14 @@ def _receipt_sent(
     kit: Kit, login: str, since: int, kind: str, mid: str, timeout: float | None = None
 ) -> dict[str, Any] | None:
     """The first receipt of ``kind`` naming ``mid`` the client sends (from ``since``)."""
-    return _wait(
-        kit,
+    return kit.within(
+        timeout,
         _naming(kind, mid),
         since=since,
-        timeout=timeout,
         kind="receipt",
         login=login,
         direction="from_provider",
+        area=AREA,
     )
 
 
@@ -539,7 +513,7 @@ def test_bundle_with_bad_signature_gets_no_content(
         item = _find(harness.inbox(user.handle, g.id), mid)
         return "failed" if item and item.get("status") == "failed" else None
 
-    got = _poll(kit, user.login, probe)
+    got = kit.poll(probe, login=user.login, area=AREA, step=1.0)
     if got == "sent" or sent():
         fail(
             "no message to a user whose signed pre-key signature does not verify",
@@ -698,7 +672,7 @@ def test_more_than_2000_skipped_keys_are_rejected_without_state_change(
         last = harness.inbox(user.handle, g.id)
         return bool(_find(last, held) or _contents_shown(last, far, text))
 
-    _poll(kit, user.login, probe)
+    kit.poll(probe, login=user.login, area=AREA, step=1.0)
     shown = _contents_shown(last, far, text)
     if shown:
         fail(
@@ -1024,7 +998,7 @@ def test_received_reactions_latest_timestamp_wins(
             last = harness.inbox(user.handle, g.id)
             return mine(last) == want
 
-        if not _poll(kit, user.login, probe):
+        if not kit.poll(probe, login=user.login, area=AREA, step=1.0):
             fail(f"{what}: reactions of {g.id} on {target} = {want}", f"{mine(last)}")
 
     react("👍", t0)
@@ -1071,7 +1045,7 @@ def test_revoke_by_the_sender_hides_the_message_and_others_are_ignored(
         last = harness.inbox(user.handle, g.id)
         return gone(last) and not any(secret in str(i.get("text", "")) for i in last)
 
-    if not _poll(kit, user.login, probe):
+    if not kit.poll(probe, login=user.login, area=AREA, step=1.0):
         fail(
             f"message {revoked} no longer shown after its sender revoked it",
             f"{_find(last, revoked)}",
@@ -1111,7 +1085,15 @@ def test_delivery_receipts_within_10_s_and_read_receipts_only_when_seen(
     since = kit.mark()
     mids = [kit.call(g.send_text, user.login, f"E2E-015 message {i}") for i in (1, 2)]
     for mid in mids:
-        sent = _wait(kit, None, since=since, kind="stanza_sent", login=user.login, id=mid)
+        sent = kit.within(
+            None,
+            None,
+            since=since,
+            kind="stanza_sent",
+            login=user.login,
+            id=mid,
+            area=AREA,
+        )
         if sent is None:
             fail(
                 f"the client online to receive {mid}",
@@ -1161,14 +1143,15 @@ def test_received_receipts_naming_several_ids_are_surfaced(
     mids = [harness.send_text(user.handle, g.id, f"E2E-016 message {i}") for i in (1, 2)]
     for mid in mids:  # G's user receipts what G received, whether or not it could decrypt it
         if (
-            _wait(
-                kit,
+            kit.within(
+                None,
                 None,
                 since=since,
                 kind="stanza_received",
                 login=user.login,
                 type="message",
                 id=mid,
+                area=AREA,
             )
             is None
         ):
@@ -1191,7 +1174,7 @@ def test_received_receipts_naming_several_ids_are_surfaced(
 
     for kind in ("delivery", "read"):
         kit.call(g.send_receipt, user.login, kind, list(mids))
-        if not _poll(kit, user.login, functools.partial(surfaced, kind)):
+        if not kit.poll(functools.partial(surfaced, kind), login=user.login, area=AREA, step=1.0):
             items = harness.inbox(user.handle, g.id)
             fail(
                 f"one {kind} receipt naming {mids} surfaced for both messages (events or status)",
@@ -1276,7 +1259,16 @@ def test_retry_receipt_is_answered_with_the_same_content_and_id(
 def _resend(kit: Kit, g: SimUser, login: str, mid: str, since: int, count: int) -> Outcome:
     """The client's answer to G's retry receipt for ``mid``: a message stanza with that id."""
     if (
-        _wait(kit, None, since=since, kind="stanza_received", login=login, type="message", id=mid)
+        kit.within(
+            None,
+            None,
+            since=since,
+            kind="stanza_received",
+            login=login,
+            type="message",
+            id=mid,
+            area=AREA,
+        )
         is None
     ):
         fail(
@@ -1379,7 +1371,8 @@ def test_one_time_pre_keys_after_enlistment_and_low_pre_keys(
     kit: Kit, harness: HarnessClient, new_user, evidence
 ):
     user = new_user()
-    e = _wait(kit, _prekey_answer, since=0, login=user.login)  # the login is new: all its events
+    e = kit.within(None, _prekey_answer, since=0, login=user.login,
+                   area=AREA)  # the login is new: all its events
     _check_prekeys(kit, e, "after enlistment", user.login, kit.timeout(AREA))
 
     def drain() -> int:  # G hands keys out until 3 are left
@@ -1391,7 +1384,7 @@ def test_one_time_pre_keys_after_enlistment_and_low_pre_keys(
     left = kit.call(drain)
     since = kit.mark()
     kit.call(kit.gk.script.low_pre_keys, user.login)
-    e = _wait(kit, _prekey_answer, since=since, timeout=REPLENISH_WITHIN_S, login=user.login)
+    e = kit.within(REPLENISH_WITHIN_S, _prekey_answer, since=since, login=user.login, area=AREA)
     _check_prekeys(kit, e, f"after low_pre_keys (count {left})", user.login, REPLENISH_WITHIN_S)
     evidence.record("observation", held=kit.call(lambda: len(kit.gk.accounts[user.login].one_time)))
 
@@ -1423,14 +1416,15 @@ def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
     old_id = kit.call(lambda: kit.gk.accounts[user.login].signed_pre_key_id)
     since = kit.mark()
     harness.rotate_signed_prekey(user.handle)
-    e = _wait(
-        kit,
+    e = kit.within(
+        None,
         lambda e: (
             (e["kind"] == "pre_keys_uploaded" and bool(e["detail"].get("signed_pre_key_rotated")))
             or (e["kind"] == "rejected" and e["detail"].get("request") == "pre_key_upload")
         ),
         since=since,
         login=user.login,
+        area=AREA,
     )
     if e is None:
         fail(

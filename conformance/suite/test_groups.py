@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -41,7 +41,6 @@ from reference_impl.wire import stanzas_pb2 as pb
 from .kit import Kit, ProviderUser
 
 requirement = pytest.mark.requirement
-T = TypeVar("T")
 
 AREA = "groups"
 MAX_SKIP = 2000
@@ -53,7 +52,8 @@ def _await_membership_ack(kit: Kit, user: ProviderUser, mark: int, what: str) ->
     queued = kit.wait_event(lambda e: e["detail"].get("type") == "notification", kind="queued",
                             login=user.login, since=mark, area=AREA)
     try:
-        kit.wait_event(kind="acked", login=user.login, id=queued["detail"]["id"], since=mark, area=AREA)
+        kit.wait_event(kind="acked", login=user.login, id=queued["detail"]["id"], since=mark,
+            area=AREA)
     except TimeoutError:
         fail(f"the client acknowledges the group_membership notification ({what})",
              f"no ack within {kit.timeout(AREA)} s")
@@ -225,35 +225,20 @@ def _chain_iteration(kit: Kit, g: SimUser, group: Group) -> int:
 
 
 # -- what the provider user sees --------------------------------------------------------------------
-def _poll(kit: Kit, read: Callable[[], T], done: Callable[[T], bool], *, login: str,
-          timeout: float | None = None) -> T:
-    """Read (harness) until ``done``; between reads, wait for the next simulator event of
-    ``login``, at most 0.5 s. Returns the last value read."""
-    deadline = time.monotonic() + (timeout if timeout is not None else kit.timeout(AREA))
-    while True:
-        mark = kit.mark()
-        value = read()
-        left = deadline - time.monotonic()
-        if done(value) or left <= 0:
-            return value
-        try:
-            kit.wait_event(lambda e: e["login"] == login, since=mark, timeout=min(0.5, left))
-        except TimeoutError:
-            pass
-
-
 def _group_inbox(kit: Kit, harness: HarnessClient, user: ProviderUser, wanted: list[str],
                  settled: Callable[[dict[str, dict]], bool] | None = None) -> dict[str, dict]:
     """The user's inbox by message id, once every id in ``wanted`` is there (or time is up)."""
     def read() -> dict[str, dict]:
         return {i["message_id"]: i for i in harness.inbox(user.handle)}
-    return _poll(kit, read, settled or (lambda box: all(w in box for w in wanted)), login=user.login)
+    return kit.poll(read, settled or (lambda box: all(w in box for w in wanted)),
+                    login=user.login, area=AREA)
 
 
 def _acked(kit: Kit, user: ProviderUser, message_id: str, since: int) -> None:
     """The client acknowledged the message (it processed it)."""
     try:
-        kit.wait_event(kind="message_delivered", login=user.login, id=message_id, since=since, area=AREA)
+        kit.wait_event(kind="message_delivered", login=user.login, id=message_id, since=since,
+            area=AREA)
     except TimeoutError:
         fail(f"the client acknowledges group message {message_id}", f"no ack within {kit.timeout(AREA)} s")
 
@@ -631,7 +616,7 @@ def test_per_participant_receipts_for_own_group_messages_are_surfaced(kit: Kit, 
                 who = e.get("participant") or e.get("peer")
                 seen.add((str(who), str(e.get("receipt"))))
         return seen
-    seen = _poll(kit, read, lambda s: wanted <= s, login=user.login)
+    seen = kit.poll(read, lambda s: wanted <= s, login=user.login, area=AREA)
     if not wanted <= seen:
         fail("each participant's delivery and read receipts surfaced (receipt events naming the "
              "participant)", f"missing {sorted(wanted - seen)}; surfaced {sorted(seen) or 'none'}")

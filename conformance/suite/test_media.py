@@ -27,10 +27,9 @@ import math
 import os
 import re
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -47,7 +46,6 @@ from reference_impl.wire import content_pb2 as cpb
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
 requirement = pytest.mark.requirement
-T = TypeVar("T")
 
 AREA = "media"
 OCTET = "application/octet-stream"
@@ -141,22 +139,9 @@ def _require_whole_blob(res: HttpResult, blob: bytes, what: str) -> None:
 
 
 # -- harness polling ------------------------------------------------------------------------------
-def _poll(kit: Kit, read: Callable[[], T], done: Callable[[T], bool], *, login: str,
-          timeout: float | None = None) -> T:
-    """Read (harness) until ``done``; between reads, wait for the next simulator event of
-    ``login`` (or a media fetch from G), at most 0.5 s. Returns the last value read."""
-    deadline = time.monotonic() + (timeout if timeout is not None else kit.timeout(AREA))
-    while True:
-        mark = kit.mark()
-        value = read()
-        left = deadline - time.monotonic()
-        if done(value) or left <= 0:
-            return value
-        try:
-            kit.wait_event(lambda e: e["login"] == login or e["kind"] == "media_served",
-                           since=mark, timeout=min(0.5, left))
-        except TimeoutError:
-            pass
+def _traffic_of(login: str) -> Callable[[dict[str, Any]], bool]:
+    """What may precede a change in the harness: an event of ``login`` or a media fetch."""
+    return lambda e: e["login"] == login or e["kind"] == "media_served"
 
 
 # -- sending media through the provider's client (MED-001..MED-005) ------------------------------
@@ -707,9 +692,10 @@ def _media_outcomes(kit: Kit, harness: HarnessClient, user: ProviderUser, items:
 
     # A client that reports no rejections: the later good items and the fetches are the marker,
     # then at most 2 s more for a late report.
-    value = _poll(kit, read, fetched, login=user.login)
+    value = kit.poll(read, fetched, login=user.login, wake=_traffic_of(user.login), area=AREA)
     if not settled(value) and fetched(value):
-        value = _poll(kit, read, settled, login=user.login, timeout=2.0)
+        value = kit.poll(read, settled, login=user.login, timeout=2.0,
+                         wake=_traffic_of(user.login), area=AREA)
     inbox, rejected, served = value
     missing = [i for i in items if i.direct_path not in served]
     if missing:

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from conformance.gatekeeper.events import EventLog, redact
+from conformance.gatekeeper.events import EventLog
+from conformance.redact import redact_event as redact
 
 JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
 

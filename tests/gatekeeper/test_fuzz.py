@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conformance.gatekeeper.enlistment import EnlistmentRejected, parse_form
-from conformance.gatekeeper.events import redact
+from conformance.redact import redact_event as redact
 from conformance.gatekeeper.stanzas import FrameError, describe, parse_stanza
 from reference_impl.wire import stanzas_pb2 as pb
 
