@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import random
 import ssl
 import threading
@@ -29,6 +31,8 @@ from locust import constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 __all__ = ["PushUser", "MediaUser", "JwksUser"]
+
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
 _PLAN: dict[str, Any] = {}
 _PLAN_LOCK = threading.Lock()
@@ -121,7 +125,8 @@ class PushUser(_PlanUser):
     def _token(self, sub: str) -> str:
         cached = self.tokens.get(sub)
         if cached is None or time.monotonic() > cached[1]:
-            doc = _scene(self.environment, "/token?sub=" + urllib.request.quote(sub, safe=""))
+            doc = _scene(self.environment, "/token?sub=" + urllib.request.quote(sub, safe="")
+                         + f"&pid={os.getpid()}")
             # Renew a little before G's own renewal point; never per request.
             cached = (doc["token"], time.monotonic() + max(1.0, doc["expires_in"] * 0.5))
             self.tokens[sub] = cached

@@ -49,6 +49,8 @@ class ProviderApp:
         self._g_http: httpx.AsyncClient | None = None
         self._own_http: httpx.AsyncClient | None = None
         self._change = asyncio.Event()
+        self._wake_queue: asyncio.Queue[ProviderClient] | None = None
+        self._wake_worker: asyncio.Future[None] | None = None
         self.storage.listeners.append(self._on_change)
         self.ctx = ClientContext(
             config=config, faults=self.faults, storage=self.storage, tokens=self.tokens,
@@ -150,6 +152,8 @@ class ProviderApp:
         self._g_http = self._own_http = None
 
     async def close(self) -> None:
+        if self._wake_worker is not None:
+            self._wake_worker.cancel()
         await self.stop_clients()
         await self.close_http()
         self.storage.close()
@@ -187,7 +191,26 @@ class ProviderApp:
         client = self.clients.get(handle) if handle else None
         if client is None:
             return False
+        if self.faults.on("push_wake_queue_drops"):
+            return self._queue_wake(client)
         return await client.wake()
+
+    def _queue_wake(self, client: ProviderClient) -> bool:
+        """The push_wake_queue_drops fault: a bounded wake queue, one slow worker, drops."""
+        if self._wake_queue is None:
+            self._wake_queue = asyncio.Queue(maxsize=2)
+            self._wake_worker = asyncio.ensure_future(self._wake_loop(self._wake_queue))
+        try:
+            self._wake_queue.put_nowait(client)
+        except asyncio.QueueFull:
+            log.info(json.dumps({"event": "push_dropped", "user": client.handle}))
+        return True
+
+    async def _wake_loop(self, queue: "asyncio.Queue[ProviderClient]") -> None:
+        while True:
+            client = await queue.get()
+            await client.wake()
+            await asyncio.sleep(0.25)  # the fault's slow worker: 4 wake-ups per second
 
     async def on_opt_out(self, user_visible_id: str) -> None:
         n = self.server.delete_media_of(user_visible_id)  # CON-009

@@ -187,6 +187,15 @@ _ALL = [
        "A group message without a usable sender key is dropped without a retry receipt."),
     _f("group_receipt_without_group_id", "groups", "GRP-008",
        "Delivery and read receipts for group messages are sent without the `group_id`."),
+    # -- load (judged by `conformance load`, tests/load; not by the pytest suite) -------------
+    _f("push_global_lock", "load", "LOAD-001 LOAD-002",
+       "The push handler serialises on one global lock, holding it for 50 ms of work per push."),
+    _f("push_wake_queue_drops", "load", "LOAD-003",
+       "Wake-ups go through a queue of 2 served by one worker at 4/s; pushes past it are "
+       "answered 200 and dropped."),
+    _f("media_whole_blob_in_memory", "load", "LOAD-007",
+       "Media answers read the whole blob into memory, and keep the last 64 read, instead of "
+       "streaming from storage."),
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}

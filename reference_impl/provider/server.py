@@ -6,6 +6,7 @@ An ASGI app (Starlette) served by hypercorn over HTTP/1.1 and HTTP/2. Every erro
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -93,6 +94,25 @@ class RequestGuard:
                              "http_version": scope.get("http_version")}))
 
 
+async def _chunks_of(body: bytes):
+    for i in range(0, len(body), _CHUNK):
+        yield body[i:i + _CHUNK]
+
+
+async def _file_chunks(path, start: int, stop: int):
+    """Bytes ``start..stop`` of a blob file, one chunk at a time (page-cache reads of 64 KiB
+    block the loop for microseconds; a thread hop per chunk would cost more than it saves)."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        left = stop - start
+        while left > 0:
+            chunk = fh.read(min(_CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+
+
 class ProviderServer:
     def __init__(self, config: ProviderConfig, faults: Faults, storage: Storage, keys: KeyStore,
                  issuer: TokenIssuer, push: PushVerifier,
@@ -100,6 +120,9 @@ class ProviderServer:
         self.config, self.faults, self.storage = config, faults, storage
         self.keys, self.issuer, self.push = keys, issuer, push
         self.on_push = on_push
+        #: The push_global_lock fault's lock; the media_whole_blob_in_memory fault's copies.
+        self._push_lock = asyncio.Lock()
+        self._held: collections.deque[bytes] = collections.deque(maxlen=64)
         base = config.media_base.rstrip("/") or "/media"
         self.media_base = base
         routes = [
@@ -158,6 +181,9 @@ class ProviderServer:
             return problem(415, "unsupported-media-type", "expected Content-Type: application/json")
         if not isinstance(to, str):
             return problem(400, "bad-request", 'body must be a JSON object with a string "to"')
+        if self.faults.on("push_global_lock"):
+            async with self._push_lock:
+                await asyncio.sleep(0.05)  # the serialised "work" of the fault
         woke = await self.on_push(to)
         log.info(json.dumps({"event": "push", "to": to, "woke": woke}))
         if self.faults.on("push_response_body"):
@@ -226,16 +252,21 @@ class ProviderServer:
         return rec
 
     async def media_get(self, request: Request) -> Response:
+        # Read the (empty) request body first: a streamed answer listens for the disconnect on
+        # the same channel, so RequestGuard must not be left to drain it concurrently.
+        await read_limited(request, self.config.max_json_body)
         rec = self._record(request.path_params["ref"])
         path = self.storage.blob_path(rec.ref)
         try:
-            data = path.read_bytes()
+            size = path.stat().st_size
+            data = path.read_bytes() if self.faults.on("media_whole_blob_in_memory") else None
         except FileNotFoundError:
             raise ProblemError(410, "gone", "deleted") from None
-        size = len(data)
+        if data is not None:
+            size = len(data)
         ctype = "image/jpeg" if self.faults.on("media_wrong_content_type") else "application/octet-stream"
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-transform"}
-        status, body = 200, data
+        status, start, stop = 200, 0, size
         rng = request.headers.get("range")
         if rng is not None:
             m = _RANGE.match(rng.strip().replace(" ", ""))
@@ -255,16 +286,22 @@ class ProviderServer:
                 status = 206
                 headers["Content-Range"] = f"bytes {start}-{end}/{size}"
                 stop = end + 2 if self.faults.on("media_range_off_by_one") else end + 1
-                body = data[start:stop]
+        stop = min(stop, size)
         head = request.method == "HEAD"
-        if self.faults.on("media_no_content_length"):
-            async def chunks():
-                if not head:
-                    for i in range(0, len(body), _CHUNK):
-                        yield body[i:i + _CHUNK]
-            return StreamingResponse(chunks(), status_code=status, media_type=ctype, headers=headers)
-        headers["Content-Length"] = str(len(body))
-        return Response(b"" if head else body, status_code=status, media_type=ctype, headers=headers)
+        no_length = self.faults.on("media_no_content_length")
+        if not no_length:
+            headers["Content-Length"] = str(stop - start)
+        if head:
+            return Response(b"", status_code=status, media_type=ctype, headers=headers)
+        if data is not None:  # the media_whole_blob_in_memory fault: one copy per request
+            body = data[start:stop]
+            self._held.append(body)
+            if not no_length:
+                return Response(body, status_code=status, media_type=ctype, headers=headers)
+            chunks = _chunks_of(body)
+        else:  # LOAD-007: streamed from storage, one chunk in memory per answer
+            chunks = _file_chunks(path, start, stop)
+        return StreamingResponse(chunks, status_code=status, media_type=ctype, headers=headers)
 
     async def media_delete(self, request: Request) -> Response:
         user = self._user(request)
