@@ -813,9 +813,11 @@ class ProviderClient:
             media = getattr(content, which)
             item.update(kind="media", _hidden=True)
             meta: dict[str, Any] = {"type": which, "mimetype": media.mimetype}
-            for f in ("caption", "file_name", "width", "height", "seconds"):
+            for f in ("caption", "file_name", "width", "height", "seconds", "ptt"):
                 if f in media.DESCRIPTOR.fields_by_name and getattr(media, f):
                     meta[f] = getattr(media, f)
+            if meta.get("ptt") and self.faults.on("voice_note_as_audio"):
+                del meta["ptt"]
             item["media"] = meta
             ctx = getattr(media, "context_info", None)
             if ctx is not None and ctx.quoted_message_id:
@@ -1266,7 +1268,8 @@ class ProviderClient:
         elif mtype == "video":
             body = cpb.Message(video=cpb.VideoMessage(caption=cap, width=w, height=h, seconds=s, **common))
         elif mtype == "audio":
-            body = cpb.Message(audio=cpb.AudioMessage(seconds=s, ptt=bool(media.get("ptt")), **common))
+            ptt = bool(media.get("ptt")) and not self.faults.on("voice_note_as_audio")
+            body = cpb.Message(audio=cpb.AudioMessage(seconds=s, ptt=ptt, **common))
         elif mtype == "document":
             body = cpb.Message(document=cpb.DocumentMessage(caption=cap, file_name=media.get("file_name", ""),
                                                             **common))

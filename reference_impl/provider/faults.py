@@ -128,6 +128,8 @@ _ALL = [
        "`file_enc_sha256` is computed over the ciphertext without the 10-byte MAC."),
     _f("accept_tampered_media", "media-client", "MED-006",
        "Downloaded media is decrypted and surfaced without checking `file_enc_sha256` and the MAC."),
+    _f("voice_note_as_audio", "media-client", "MED-015 MED-016",
+       "Voice notes lose `ptt`: sent as plain audio and surfaced as plain audio."),
     # -- consent, integrity and safety -------------------------------------------------------
     _f("send_without_consent", "consent", "CON-001",
        "After a reachability ping the client sends content without waiting for consent."),
