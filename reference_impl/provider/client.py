@@ -789,8 +789,10 @@ class ProviderClient:
             p = content.protocol
             # Only the sender of the target may revoke it (E2E-014): the key must name the
             # sender's own message, and the lookup is in the sender's messages only.
-            if p.type == cpb.ProtocolMessage.REVOKE and target_author(p.key, sender=sender) == sender:
-                found = storage.get_message(self.handle, peer, sender, p.key.id)
+            author = target_author(p.key, sender=sender)
+            if p.type == cpb.ProtocolMessage.REVOKE and (
+                    author == sender or self.faults.on("revoke_by_anyone")):
+                found = storage.get_message(self.handle, peer, author, p.key.id)
                 if found is not None:
                     target = found[0]
                     for k in ("text", "quoted_message_id", "quoted_sender", "media", "reactions"):
@@ -1227,6 +1229,8 @@ class ProviderClient:
             key = target_key(me=self.login or "", chat=req["to"], target_sender=req["target_sender"],
                              target_id=req["target_message_id"],
                              group=req["to"] in self.state["groups"])
+            if self.faults.on("reaction_key_inverted"):
+                key.from_me = not key.from_me
             msg = cpb.Message(reaction=cpb.ReactionMessage(
                 key=key, emoji=req["emoji"], sender_timestamp_ms=_now_ms()))
             item.update(kind="text", _hidden=True)

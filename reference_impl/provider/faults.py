@@ -105,6 +105,11 @@ _ALL = [
        "A last plaintext byte of 0 or above 15 is read as 'no padding' instead of a failure."),
     _f("accept_replayed_message", "e2e", "E2E-006",
        "A replayed ciphertext is surfaced again from the client's decryption cache."),
+    _f("reaction_key_inverted", "e2e", "E2E-013",
+       "A sent reaction's key has `from_me` read from the recipient's side (set for the "
+       "recipient's message), so WhatsApp clients attach it to the wrong message."),
+    _f("revoke_by_anyone", "e2e", "E2E-014",
+       "A revoke hides whichever message its key names, even one its sender did not write."),
     _f("no_delivery_receipt", "e2e", "E2E-015 E2E-011",
        "No delivery receipt is sent after decrypting a message (unsupported content included)."),
     _f("receipts_not_surfaced", "e2e", "E2E-016",
