@@ -1223,6 +1223,17 @@ class ProviderClient:
             msg = cpb.Message(extended_text=cpb.ExtendedTextMessage(
                 text=req["text"], context_info=cpb.ContextInfo(
                     quoted_message_id=req["quoted_message_id"], quoted_sender=req["quoted_sender"])))
+            if self.faults.on("reply_context_legacy_tag"):  # profile 1.0.0: context_info on tag 2
+                et = msg.extended_text
+                ctx = et.context_info.SerializeToString()
+                n, length = len(ctx), bytearray()
+                while True:  # the varint length of the field
+                    length.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+                    n >>= 7
+                    if not n:
+                        break
+                et.ParseFromString(cpb.ExtendedTextMessage(text=et.text).SerializeToString()
+                                   + b"\x12" + bytes(length) + ctx)
             item.update(kind="reply", text=req["text"], quoted_message_id=req["quoted_message_id"],
                         quoted_sender=req["quoted_sender"])
         elif kind == "reaction":

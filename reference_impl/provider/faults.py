@@ -105,6 +105,9 @@ _ALL = [
        "A last plaintext byte of 0 or above 15 is read as 'no padding' instead of a failure."),
     _f("accept_replayed_message", "e2e", "E2E-006",
        "A replayed ciphertext is surfaced again from the client's decryption cache."),
+    _f("reply_context_legacy_tag", "e2e", "E2E-012",
+       "A reply's `context_info` goes on tag 2 as in profile 1.0.0, which WhatsApp's "
+       "ExtendedTextMessage reads as `matchedText`: the quote is lost."),
     _f("reaction_key_inverted", "e2e", "E2E-013",
        "A sent reaction's key has `from_me` read from the recipient's side (set for the "
        "recipient's message), so WhatsApp clients attach it to the wrong message."),
