@@ -297,7 +297,7 @@ class SimUser:
     def send_media(self, to: str, data: bytes, media_type: MediaType | str = MediaType.IMAGE, *,
                    mimetype: str = "application/octet-stream", caption: str = "",
                    file_name: str = "", width: int = 0, height: int = 0,
-                   seconds: int = 0) -> tuple[str, str]:
+                   seconds: int = 0, ptt: bool = False) -> tuple[str, str]:
         """Encrypt ``data`` (WhatsApp media scheme), host the blob at G, send the media message.
         Returns ``(message_id, direct_path)``; the blob is at ``{media_host}{direct_path}``."""
         mt = media_type if isinstance(media_type, MediaType) else MediaType(media_type)
@@ -315,6 +315,8 @@ class SimUser:
                                                      seconds=seconds, **common))
         elif mt is MediaType.AUDIO:
             msg = cpb.Message(audio=cpb.AudioMessage(seconds=seconds, **common))
+            if ptt:  # a voice note (MED-016); plain audio leaves ptt out, as WhatsApp clients do
+                msg.audio.ptt = True
         else:
             msg = cpb.Message(document=cpb.DocumentMessage(caption=caption, file_name=file_name, **common))
         return self.send_content(to, msg), path

@@ -1,5 +1,5 @@
-"""Media (spec §7): sending media (MED-001..MED-005), receiving media (MED-006, MED-007) and
-media hosting on the provider server (MED-008..MED-014).
+"""Media (spec §7): sending media (MED-001..MED-005), receiving media (MED-006, MED-007),
+media hosting on the provider server (MED-008..MED-014) and voice notes (MED-015, MED-016).
 
 Approach:
 - Hosting is checked black-box with ``kit.http`` against ``kit.media_base``. Uploads need a
@@ -175,14 +175,16 @@ TYPES_SENT: dict[str, tuple[str, dict[str, Any]]] = {
     "document": ("application/pdf", {"file_name": "report.pdf", "caption": "a document"}),
 }
 STICKER = ("image/webp", {"width": 512, "height": 512})
+VOICE_NOTE = ("audio/ogg; codecs=opus", {"seconds": 4, "ptt": True})
 # A whole number of AES blocks (a full block of padding) and ragged lengths.
 LENGTHS = {"image": 2048, "video": 3001, "audio": 1500, "document": 777, "sticker": 1024}
 
 
 def _send_media(kit: Kit, harness: HarnessClient, user: ProviderUser, g: SimUser, media_type: str,
-                plaintext: bytes | None = None) -> Sent:
-    """The user sends plaintext media to ``g``; waits until ``g`` decrypted the message."""
-    mimetype, options = STICKER if media_type == "sticker" else TYPES_SENT[media_type]
+                plaintext: bytes | None = None, kind: tuple[str, dict[str, Any]] | None = None) -> Sent:
+    """The user sends plaintext media to ``g``; waits until ``g`` decrypted the message.
+    ``kind`` (mimetype, harness options) overrides the type's defaults, e.g. ``VOICE_NOTE``."""
+    mimetype, options = kind or (STICKER if media_type == "sticker" else TYPES_SENT[media_type])
     data = plaintext if plaintext is not None else os.urandom(LENGTHS[media_type])
     mark = kit.mark()
     try:
@@ -370,6 +372,22 @@ def test_stickers_when_sent_follow_the_media_rules(kit: Kit, harness, new_user, 
     _encryption_check(kit, user, sent)
     _fields_check(kit, user, sent)
     _upload_check(kit, user, sent)
+
+
+@requirement("MED-015")
+def test_voice_notes_are_sent_with_ptt_and_plain_audio_without(kit: Kit, harness, new_user, g_user):
+    user, g = new_user(), g_user()
+    voice = _send_media(kit, harness, user, g, "audio", kind=VOICE_NOTE)
+    plain = _send_media(kit, harness, user, g, "audio")
+    problems = []
+    if not voice.media.ptt:
+        problems.append(f"voice note {voice.message_id}: ptt "
+                        f"{'false' if voice.media.HasField('ptt') else 'absent'}")
+    if plain.media.ptt:
+        problems.append(f"plain audio {plain.message_id}: ptt true")
+    if problems:
+        fail("an `audio` message with `ptt` true for the voice note, and `ptt` false or absent "
+             "for plain audio", "; ".join(problems))
 
 
 # -- media hosting on the provider server (MED-008..MED-014) -------------------------------------
@@ -800,3 +818,25 @@ def test_every_media_type_is_surfaced_with_its_metadata(kit: Kit, harness, new_u
     if problems:
         fail("image, video, audio, document and sticker surfaced with plaintext, mimetype, caption, "
              "file_name, width, height and seconds", "; ".join(problems))
+
+
+@requirement("MED-016")
+def test_received_voice_notes_are_surfaced_as_voice_notes(kit: Kit, harness, new_user, g_user):
+    user, g = new_user(), g_user()
+    mark = kit.mark()
+    items = [
+        _g_media(kit, g, user.login, "voice note", os.urandom(1300), "audio",
+                 mimetype="audio/ogg; codecs=opus", seconds=6, ptt=True),
+        _g_media(kit, g, user.login, "plain audio", os.urandom(1400), "audio",
+                 mimetype="audio/mpeg", seconds=3),
+    ]
+    inbox, rejected = _media_outcomes(kit, harness, user, items, mark)
+    problems = _verify_outcomes(items, inbox, rejected)
+    voice, plain = (inbox.get(i.message_id) for i in items)
+    if voice is not None and voice["media"].get("ptt") is not True:
+        problems.append(f"voice note: media.ptt {voice['media'].get('ptt')!r}, expected true")
+    if plain is not None and plain["media"].get("ptt") not in (None, False):
+        problems.append(f"plain audio: media.ptt {plain['media'].get('ptt')!r}, expected false or absent")
+    if problems:
+        fail("a voice note (`ptt` true) surfaced with media.ptt true and plain audio without it",
+             "; ".join(problems))

@@ -138,6 +138,14 @@ _ALL = [
        "A last plaintext byte of 0 or above 15 is read as 'no padding' instead of a failure."),
     _f("accept_replayed_message", "e2e", "E2E-006",
        "A replayed ciphertext is surfaced again from the client's decryption cache."),
+    _f("reply_context_legacy_tag", "e2e", "E2E-012",
+       "A reply's `context_info` goes on tag 2 as in profile 1.0.0, which WhatsApp's "
+       "ExtendedTextMessage reads as `matchedText`: the quote is lost."),
+    _f("reaction_key_inverted", "e2e", "E2E-013",
+       "A sent reaction's key has `from_me` read from the recipient's side (set for the "
+       "recipient's message), so WhatsApp clients attach it to the wrong message."),
+    _f("revoke_by_anyone", "e2e", "E2E-014",
+       "A revoke hides whichever message its key names, even one its sender did not write."),
     _f("no_delivery_receipt", "e2e", "E2E-015 E2E-011",
        "No delivery receipt is sent after decrypting a message (unsupported content included)."),
     _f("receipts_not_surfaced", "e2e", "E2E-016",
@@ -161,6 +169,8 @@ _ALL = [
        "`file_enc_sha256` is computed over the ciphertext without the 10-byte MAC."),
     _f("accept_tampered_media", "media-client", "MED-006",
        "Downloaded media is decrypted and surfaced without checking `file_enc_sha256` and the MAC."),
+    _f("voice_note_as_audio", "media-client", "MED-015 MED-016",
+       "Voice notes lose `ptt`: sent as plain audio and surfaced as plain audio."),
     # -- consent, integrity and safety -------------------------------------------------------
     _f("send_without_consent", "consent", "CON-001",
        "After a reachability ping the client sends content without waiting for consent."),

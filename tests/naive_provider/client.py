@@ -511,7 +511,7 @@ class Client:
                 return
             item.kind = "media"
             item.media = {"type": kind, "mimetype": m.mimetype, "sha256": hashlib.sha256(plain).hexdigest()}
-            for f in ("caption", "file_name", "width", "height", "seconds"):
+            for f in ("caption", "file_name", "width", "height", "seconds", "ptt"):
                 if f in m.DESCRIPTOR.fields_by_name and getattr(m, f):
                     item.media[f] = getattr(m, f)
         elif c.HasField("sender_key_distribution") and kind is None:

@@ -73,8 +73,10 @@ class ContentMixin(ClientBase):
             p = content.protocol
             # Only the sender of the target may revoke it (E2E-014): the key must name the
             # sender's own message, and the lookup is in the sender's messages only.
-            if p.type == cpb.ProtocolMessage.REVOKE and target_author(p.key, sender=sender) == sender:
-                found = storage.get_message(self.handle, peer, sender, p.key.id)
+            author = target_author(p.key, sender=sender)
+            if p.type == cpb.ProtocolMessage.REVOKE and (
+                    author == sender or self.faults.on("revoke_by_anyone")):
+                found = storage.get_message(self.handle, peer, author, p.key.id)
                 if found is not None:
                     target = found[0]
                     for k in ("text", "quoted_message_id", "quoted_sender", "media", "reactions"):
@@ -97,9 +99,11 @@ class ContentMixin(ClientBase):
             media = getattr(content, which)
             item.update(kind="media", _hidden=True)
             meta: dict[str, Any] = {"type": which, "mimetype": media.mimetype}
-            for f in ("caption", "file_name", "width", "height", "seconds"):
+            for f in ("caption", "file_name", "width", "height", "seconds", "ptt"):
                 if f in media.DESCRIPTOR.fields_by_name and getattr(media, f):
                     meta[f] = getattr(media, f)
+            if meta.get("ptt") and self.faults.on("voice_note_as_audio"):
+                del meta["ptt"]
             item["media"] = meta
             ctx = getattr(media, "context_info", None)
             if ctx is not None and ctx.quoted_message_id:
@@ -186,12 +190,25 @@ class ContentMixin(ClientBase):
             msg = cpb.Message(extended_text=cpb.ExtendedTextMessage(
                 text=req["text"], context_info=cpb.ContextInfo(
                     quoted_message_id=req["quoted_message_id"], quoted_sender=req["quoted_sender"])))
+            if self.faults.on("reply_context_legacy_tag"):  # profile 1.0.0: context_info on tag 2
+                et = msg.extended_text
+                ctx = et.context_info.SerializeToString()
+                n, length = len(ctx), bytearray()
+                while True:  # the varint length of the field
+                    length.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+                    n >>= 7
+                    if not n:
+                        break
+                et.ParseFromString(cpb.ExtendedTextMessage(text=et.text).SerializeToString()
+                                   + b"\x12" + bytes(length) + ctx)
             item.update(kind="reply", text=req["text"], quoted_message_id=req["quoted_message_id"],
                         quoted_sender=req["quoted_sender"])
         elif kind == "reaction":
             key = target_key(me=self.login or "", chat=req["to"], target_sender=req["target_sender"],
                              target_id=req["target_message_id"],
                              group=req["to"] in self.state["groups"])
+            if self.faults.on("reaction_key_inverted"):
+                key.from_me = not key.from_me
             msg = cpb.Message(reaction=cpb.ReactionMessage(
                 key=key, emoji=req["emoji"], sender_timestamp_ms=now_ms()))
             item.update(kind="text", _hidden=True)

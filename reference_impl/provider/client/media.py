@@ -59,7 +59,8 @@ class MediaMixin(ClientBase):
         elif mtype == "video":
             body = cpb.Message(video=cpb.VideoMessage(caption=cap, width=w, height=h, seconds=s, **common))
         elif mtype == "audio":
-            body = cpb.Message(audio=cpb.AudioMessage(seconds=s, ptt=bool(media.get("ptt")), **common))
+            ptt = bool(media.get("ptt")) and not self.faults.on("voice_note_as_audio")
+            body = cpb.Message(audio=cpb.AudioMessage(seconds=s, ptt=ptt, **common))
         elif mtype == "document":
             body = cpb.Message(document=cpb.DocumentMessage(caption=cap, file_name=media.get("file_name", ""),
                                                             **common))
