@@ -17,6 +17,7 @@ import pytest
 from . import __version__
 from .catalog import AREAS, BASES, load_catalog
 from .profile import ProfileError, load_declaration, load_profile
+from .redact import redact_known
 from .results import CheckResult, RunResults
 from .verdicts import NOT_APPLICABLE_PREFIX, NOT_TESTED_PREFIX, CheckFailed, Verdict
 
@@ -225,6 +226,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if not is_conformance_run(item.config) or not requirement_ids(item):
         return report
     ids = requirement_ids(item)
+    if report.longrepr is not None:  # what the terminal and JUnit print, every phase
+        shown = str(report.longrepr)
+        if redact_known(shown) != shown:
+            report.longrepr = redact_known(shown)
     state = item.stash.setdefault(_VERDICT_KEY, {})
     if report.when == "call":
         state["duration"] = report.duration
@@ -246,6 +251,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         report.longrepr = message
     if report.failed and verdict not in (Verdict.ERROR, Verdict.FAIL):
         verdict, message = Verdict.ERROR, f"teardown failed: {str(report.longrepr)[-1500:]}"
+    # The run's own secrets (G's keys), by value, before anything leaves this process: the
+    # controller that writes the reports under xdist never saw them registered.
+    message = redact_known(message)
     report.user_properties += [
         ("requirements", ",".join(ids)), ("verdict", verdict.value), ("message", message[:4000]),
         ("duration", str(state.get("duration", 0.0))), ("exchanges", str(exchanges)),

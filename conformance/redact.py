@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["EVENT_SECRET_KEYS", "SECRET_KEY_RE", "quote_untrusted", "redact", "redact_event",
-           "redact_text"]
+           "redact_known", "redact_text", "register_secret"]
 
 SECRET_KEY_RE = re.compile(
     r"(private|secret|password|passwd|token|jwt|authori[sz]ation|media_?key|mediakey|"
@@ -34,7 +35,48 @@ _KEYLIKE_RE = re.compile(r"(?<![A-Za-z0-9+/_=-])(?:[0-9A-Fa-f]{64,}|[A-Za-z0-9+/
 _BEARER_RE = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
+# -- the run's own secrets, by value -------------------------------------------------------------
+# Shapes miss what has no shape: G's raw private keys quoted back by a provider, or a key the kit
+# itself put into a message, in hex, base64 or base64url. Whoever creates a secret registers it
+# here (process-wide: the simulator runs in the process that writes its checks' messages), and
+# every text redaction replaces each of its encodings wherever it appears.
+_MIN_SECRET_BYTES = 16  # shorter values would match innocent text
+_known_lock = threading.Lock()
+_known: dict[str, str] = {}  # encoded form -> label
+_known_re: re.Pattern[str] | None = None
+
+
+def _encodings(value: bytes) -> set[str]:
+    b64, url = base64.b64encode(value).decode(), base64.urlsafe_b64encode(value).decode()
+    return {value.hex(), value.hex().upper(), b64, b64.rstrip("="), url, url.rstrip("=")}
+
+
+def register_secret(value: bytes, label: str) -> None:
+    """Make every later text redaction replace ``value`` (raw key bytes) in any common encoding."""
+    global _known_re
+    if len(value) < _MIN_SECRET_BYTES:
+        raise ValueError(f"a secret shorter than {_MIN_SECRET_BYTES} bytes cannot be redacted by value")
+    with _known_lock:
+        for form in _encodings(value):
+            _known.setdefault(form, label)
+        _known_re = None
+
+
+def redact_known(text: str) -> str:
+    """``text`` with every registered secret replaced by ``<redacted:known-secret:label>``."""
+    global _known_re
+    with _known_lock:
+        if not _known:
+            return text
+        if _known_re is None:  # longest first, so a padded form wins over its unpadded prefix
+            forms = sorted(_known, key=len, reverse=True)
+            _known_re = re.compile("|".join(re.escape(f) for f in forms))
+        pattern, labels = _known_re, dict(_known)
+    return pattern.sub(lambda m: f"<redacted:known-secret:{labels[m.group(0)]}>", text)
+
+
 def redact_text(text: str) -> str:
+    text = redact_known(text)
     text = _PEM_RE.sub("<redacted:private-key>", text)
     text = _PEM_OPEN_RE.sub("<redacted:private-key>", text)
     text = _JWT_RE.sub("<redacted:jwt>", text)
@@ -92,6 +134,7 @@ def _fingerprint(data: bytes | str) -> str:
 
 
 def _fingerprint_secrets(s: str) -> str:
+    s = redact_known(s)
     s = _JWT_FP_RE.sub(lambda m: f"<redacted:jwt:{_fingerprint(m.group(0))}>", s)
     s = _HEX32.sub(lambda m: f"<redacted:key:{_fingerprint(m.group(0))}>", s)
 

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from conformance.redact import register_secret
+
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import ProviderAccount, StanzaRejected
@@ -89,6 +91,7 @@ class GatekeeperState:
         self.log = EventLog(self.settings.max_events)
         self.keys = GatekeeperKeys(key_alg)
         self.noise_private = noise_private or secrets.token_bytes(32)
+        register_secret(self.noise_private, "gatekeeper Noise static key")
         self.noise_public = X25519PrivateKey.from_private_bytes(
             self.noise_private).public_key().public_bytes_raw()
         self.providers: dict[str, Provider] = {}

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from conformance.redact import register_secret
 
 from .settings import Clock
 
@@ -55,6 +57,8 @@ class SigningKey:
                 self._key = ec.generate_private_key(ec.SECP256R1())
             else:
                 raise ValueError(f"unsupported gatekeeper key algorithm {self.alg!r}")
+        for scalar in _private_scalars(self._key):
+            register_secret(scalar, f"gatekeeper {self.alg} signing key")
 
     def public_jwk(self) -> dict[str, Any]:
         algo = jwt.get_algorithm_by_name(self.alg)
@@ -66,6 +70,18 @@ class SigningKey:
         h = {"kid": self.kid, "typ": "JWT"}
         h.update(headers or {})
         return jwt.encode(claims, self._key, algorithm=self.alg, headers=h)
+
+
+def _private_scalars(key: Any) -> list[bytes]:
+    """The secret numbers of a private key as raw bytes, for redaction by value."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return [key.private_bytes_raw()]
+    numbers = key.private_numbers()
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return [numbers.private_value.to_bytes((key.curve.key_size + 7) // 8, "big")]
+    if isinstance(key, rsa.RSAPrivateKey):
+        return [n.to_bytes((n.bit_length() + 7) // 8, "big") for n in (numbers.d, numbers.p, numbers.q)]
+    return []
 
 
 class GatekeeperKeys:
