@@ -17,6 +17,7 @@ Layers, lowest first (each imports only lower ones):
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
@@ -208,16 +209,31 @@ class Gatekeeper(GatekeeperState):
         headers = {"content-type": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        try:
-            r = await self._client(provider).post(provider.push_url, content=payload, headers=headers,
-                                                  timeout=self.settings.http_timeout_s)
-            result = PushResult(login, r.status_code, len(r.content), r.http_version)
-        except httpx.HTTPError as exc:
-            result = PushResult(login, None, 0, "", f"{type(exc).__name__}: {exc}"[:200])
+        result = await self._post_push(provider, payload, headers, login)
         self.log.append("push_sent", login, to=acct.sub, status=result.status,
                         body_length=result.body_length, http_version=result.http_version,
                         error=result.error, pending=self.mailbox.count(login))
         return result
+
+    async def _post_push(self, provider: Provider, payload: bytes, headers: dict[str, str],
+                         login: str) -> PushResult:
+        """One push exchange, bounded in time (``exchange_deadline_s``) and in answer size."""
+        limit, size = self.settings.max_push_answer_bytes, 0
+        try:
+            async with asyncio.timeout(self.settings.exchange_deadline_s), self._client(provider).stream(
+                    "POST", provider.push_url, content=payload, headers=headers,
+                    timeout=self.settings.http_timeout_s) as r:
+                async for chunk in r.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        return PushResult(login, r.status_code, size, r.http_version,
+                                          f"push answer exceeds {limit} bytes")
+                return PushResult(login, r.status_code, size, r.http_version)
+        except httpx.HTTPError as exc:
+            return PushResult(login, None, 0, "", f"{type(exc).__name__}: {exc}"[:200])
+        except TimeoutError:
+            return PushResult(login, None, size, "", f"total deadline of "
+                              f"{self.settings.exchange_deadline_s:g} s reached after {size} bytes")
 
     # -- media (§7) ------------------------------------------------------------------------------------
     async def fetch_provider_media(self, direct_path_or_ref: str,
@@ -242,6 +258,7 @@ class Gatekeeper(GatekeeperState):
             result = await fetch(self._client(provider, http2), f"{provider.media_base}/{ref}",
                                  method=method, headers=h, timeout=self.settings.http_timeout_s,
                                  max_bytes=self.settings.max_media_bytes,
-                                 expected_enc_sha256=expected_enc_sha256)
+                                 expected_enc_sha256=expected_enc_sha256,
+                                 deadline=self.settings.exchange_deadline_s)
         self.log.append("media_fetched", login, method=method, **result.summary())
         return result

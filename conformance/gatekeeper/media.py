@@ -7,6 +7,7 @@ match one strict pattern and only its storage reference is appended to the regis
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -111,16 +112,18 @@ class MediaFetch:
 
 async def fetch(client: httpx.AsyncClient, url: str, *, method: str = "GET",
                 headers: dict[str, str] | None = None, timeout: float,
-                max_bytes: int, expected_enc_sha256: bytes | None) -> MediaFetch:
-    """One bounded request; errors become fields of the result, never exceptions."""
+                max_bytes: int, expected_enc_sha256: bytes | None,
+                deadline: float | None = None) -> MediaFetch:
+    """One bounded request (per-read ``timeout``, total ``deadline``, ``max_bytes``); errors
+    become fields of the result, never exceptions."""
     result = MediaFetch(url=url)
+    size = 0
     try:
-        async with client.stream(method, url, headers=headers or {}, timeout=timeout) as r:
+        async with asyncio.timeout(deadline), client.stream(method, url, headers=headers or {}, timeout=timeout) as r:
             result.status = r.status_code
             result.http_version = r.http_version
             result.headers = {k.lower(): v for k, v in r.headers.items()}
             chunks: list[bytes] = []
-            size = 0
             async for chunk in r.aiter_raw():
                 size += len(chunk)
                 if size > max_bytes:
@@ -131,6 +134,10 @@ async def fetch(client: httpx.AsyncClient, url: str, *, method: str = "GET",
             result.length = len(result.body)
     except httpx.HTTPError as exc:
         result.error = f"{type(exc).__name__}: {exc}"[:200]
+        return result
+    except TimeoutError:
+        result.error = f"total deadline of {deadline:g} s reached after {size} body bytes"
+        result.body, result.length = b"", 0
         return result
     if expected_enc_sha256 is not None and result.status in (200, 206) and result.error is None:
         result.sha256_ok = hashlib.sha256(result.body).digest() == bytes(expected_enc_sha256)

@@ -6,6 +6,7 @@ hammer the provider).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,8 @@ class Provider:
                          log: EventLog) -> None:
         now = settings.clock()
         try:
-            async with client.stream("GET", self.jwks_url, timeout=settings.http_timeout_s) as r:
+            async with asyncio.timeout(settings.exchange_deadline_s), \
+                    client.stream("GET", self.jwks_url, timeout=settings.http_timeout_s) as r:
                 body = b""
                 async for chunk in r.aiter_bytes():
                     body += chunk
@@ -48,6 +50,10 @@ class Provider:
             log.append("jwks_fetched", None, provider=self.provider_id, ok=False,
                        error=type(exc).__name__)
             raise TokenError(f"provider JWKS unreachable: {type(exc).__name__}", "ID-001") from None
+        except TimeoutError:
+            log.append("jwks_fetched", None, provider=self.provider_id, ok=False, error="deadline")
+            raise TokenError(f"provider JWKS not complete within the {settings.exchange_deadline_s:g} s "
+                             "deadline", "ID-001") from None
         self._fetched_at = now
         keys: dict[str, dict[str, Any]] = {}
         try:

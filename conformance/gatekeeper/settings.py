@@ -58,6 +58,11 @@ class Settings:
     max_pre_keys_per_upload: int = 1000
     # -- outbound HTTP (JWKS, push, media) ---------------------------------------------------
     http_timeout_s: float = 10.0
+    #: Total wall-clock budget of one outbound exchange (issue 13 §1): ``http_timeout_s`` bounds
+    #: each read, so a provider trickling a byte per read would otherwise hold G indefinitely.
+    exchange_deadline_s: float = 30.0
+    #: A push answer is empty (CHN-015); more than this is not read.
+    max_push_answer_bytes: int = 64 * 1024
     jwks_cache_s: float = 300.0
     #: Refetch a provider's JWKS for an unknown kid at most this often.
     jwks_min_refetch_s: float = 1.0
