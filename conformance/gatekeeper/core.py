@@ -201,7 +201,7 @@ class Gatekeeper(GatekeeperState):
         provider = self.providers[acct.provider_id]
         if token is None:
             token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                         subject=acct.sub, now=self.settings.clock(),
+                                         subject=acct.sub, now=self.clock(),
                                          lifetime_s=self.settings.push_token_lifetime_s,
                                          **claim_overrides)
         payload = json.dumps({"to": acct.sub} if body is None else body).encode()
@@ -237,7 +237,7 @@ class Gatekeeper(GatekeeperState):
             h = dict(headers or {})
             if with_token:
                 token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                             subject="media", now=self.settings.clock(), lifetime_s=300)
+                                             subject="media", now=self.clock(), lifetime_s=300)
                 h["authorization"] = f"Bearer {token}"
             result = await fetch(self._client(provider, http2), f"{provider.media_base}/{ref}",
                                  method=method, headers=h, timeout=self.settings.http_timeout_s,

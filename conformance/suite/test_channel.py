@@ -194,7 +194,7 @@ def _push_url(kit: Kit) -> str:
 
 
 def _claims(kit: Kit, sub: str, **overrides: Any) -> dict[str, Any]:
-    now = int(kit.gk.settings.clock())
+    now = int(kit.gk.clock())
     claims: dict[str, Any] = {"iss": kit.gk.settings.issuer,
                               "aud": kit.gk.providers[PROVIDER_ID].audience, "sub": sub,
                               "iat": now, "exp": now + kit.gk.settings.push_token_lifetime_s,
@@ -775,7 +775,7 @@ def test_push_with_bad_claims_is_refused(kit: Kit, evidence, harness: HarnessCli
     user = new_user()
     sub = user.user_visible_id
     _offline(kit, harness, user, wake_on_push=True)
-    now = int(kit.gk.settings.clock())
+    now = int(kit.gk.clock())
     cases: list[tuple[str, dict[str, Any]]] = [
         ("exp 90 s in the past", {"iat": now - 3690, "exp": now - 90}),
         ("iat 90 s in the future", {"iat": now + 90, "exp": now + 3690}),
