@@ -31,7 +31,6 @@ import base64
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -546,15 +545,9 @@ def test_reconnection_waits_and_backs_off(kit: Kit, evidence, harness: HarnessCl
 def _poll_inbox(kit: Kit, harness: HarnessClient, user: ProviderUser, peer: str,
                 want: list[str]) -> list[dict[str, Any]]:
     """The inbox once every wanted id is there (or the area timeout passed)."""
-    deadline = time.monotonic() + kit.timeout(AREA)
-    while True:
-        items = harness.inbox(user.handle, peer=peer)
-        have = {i.get("message_id") for i in items}
-        if set(want) <= have or time.monotonic() >= deadline:
-            return items
-        mark = kit.mark()
-        kit.within(min(1.0, max(0.05, deadline - time.monotonic())), since=mark,
-                   login=user.login)
+    return kit.poll(lambda: harness.inbox(user.handle, peer=peer),
+                    lambda items: set(want) <= {i.get("message_id") for i in items},
+                    login=user.login, area=AREA, step=1.0)
 
 
 @requirement("CHN-012")
