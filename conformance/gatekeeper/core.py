@@ -28,7 +28,6 @@ import httpx
 
 from reference_impl.channel import ClientHello
 
-from . import routing
 from .app import make_app
 from .chat import ChatSession
 from .directory import ProviderAccount
@@ -38,6 +37,7 @@ from .handshake import authenticate
 from .identity import TokenVerifier
 from .media import MediaFetch, fetch, storage_reference_of
 from .providers import Provider
+from .routing import handle as handle_stanza
 from .script import Script
 from .server import AsgiServer
 from .settings import Settings
@@ -72,9 +72,7 @@ class Gatekeeper(GatekeeperState):
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self, listen: str = "127.0.0.1", port: int = 0, tls: bool = False,
                     public_url: str | None = None) -> None:
-        # Looked up per request, so each edge stays replaceable on a running simulator.
-        app = make_app(self, enlist=lambda body, ctype, peer: self.enlist(body, ctype, peer),
-                       chat=self.open_chat)
+        app = make_app(self, enlist=self.enlist, chat=self.open_chat)
         self._server = AsgiServer(app, listen=listen, port=port, tls=tls,
                                   max_ws_message=2 * self.settings.max_frame)
         self.url = await self._server.start()
@@ -171,9 +169,8 @@ class Gatekeeper(GatekeeperState):
     async def open_chat(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Run one chat WebSocket: Noise handshake, :func:`.handshake.authenticate`, then
         :func:`.routing.handle` for each stanza."""
-        await ChatSession(self, scope, receive, send,
-                          authenticate=lambda key, hello, session: self.authenticate(key, hello, session),
-                          handle=lambda session, stanza: routing.handle(self, session, stanza)).run()
+        await ChatSession(self, scope, receive, send, authenticate=self.authenticate,
+                          handle=lambda session, stanza: handle_stanza(self, session, stanza)).run()
 
     async def authenticate(self, remote_static: bytes, hello: ClientHello,
                            session: Connection) -> ProviderAccount:
@@ -202,7 +199,7 @@ class Gatekeeper(GatekeeperState):
         provider = self.providers[acct.provider_id]
         if token is None:
             token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                         subject=acct.sub, now=self.settings.clock(),
+                                         subject=acct.sub, now=self.clock(),
                                          lifetime_s=self.settings.push_token_lifetime_s,
                                          **claim_overrides)
         payload = json.dumps({"to": acct.sub} if body is None else body).encode()
@@ -253,7 +250,7 @@ class Gatekeeper(GatekeeperState):
             h = dict(headers or {})
             if with_token:
                 token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                             subject="media", now=self.settings.clock(), lifetime_s=300)
+                                             subject="media", now=self.clock(), lifetime_s=300)
                 h["authorization"] = f"Bearer {token}"
             result = await fetch(self._client(provider, http2), f"{provider.media_base}/{ref}",
                                  method=method, headers=h, timeout=self.settings.http_timeout_s,

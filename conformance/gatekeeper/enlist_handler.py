@@ -19,7 +19,7 @@ __all__ = ["enlist"]
 
 async def enlist(state: GatekeeperState, verifier: TokenVerifier, body: bytes, content_type: str,
                  peer: str = "") -> dict[str, str]:
-    record = EnlistmentRecord(bytes(body), content_type, state.settings.clock())
+    record = EnlistmentRecord(bytes(body), content_type, state.clock())
     for rec in state.recordings:
         rec.enlistments.append(record)
     overrides = list(state.enlistment_overrides)

@@ -31,7 +31,7 @@ async def authenticate(state: GatekeeperState, verifier: TokenVerifier, remote_s
                        hello: ClientHello, session: Connection) -> ProviderAccount:
     if state.recordings:
         record = HandshakeRecord(bytes(remote_static), hello.login, hello.jwt,
-                                 hello.protocol_version, state.settings.clock())
+                                 hello.protocol_version, state.clock())
         for rec in state.recordings:
             rec.handshakes.append(record)
     un = pb.ERROR_CODE_UN_ENLISTED
@@ -41,7 +41,7 @@ async def authenticate(state: GatekeeperState, verifier: TokenVerifier, remote_s
     session.login = acct.login
     if hello.login != acct.login:
         raise HandshakeRejected(un, "handshake login is not the login enlisted with this authkey", "CHN-004")
-    if state.settings.clock() - acct.last_seen > state.settings.inactive_unenlist_s:
+    if state.clock() - acct.last_seen > state.settings.inactive_unenlist_s:
         state.unenlist(acct.login, reason="inactive 30 days")
         raise HandshakeRejected(un, "login un-enlisted after 30 days without a connection", "CON-011")
     try:

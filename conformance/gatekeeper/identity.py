@@ -39,11 +39,12 @@ class TokenVerifier:
             if provider is None:
                 raise EnlistmentRejected("bad_integrator", "ID-007",
                                          f"no registered provider issues {str(unverified.get('iss'))[:80]!r}")
-            key = await provider.key_for(header["kid"], self._client_for(provider), st.settings, st.log)
+            key = await provider.key_for(header["kid"], self._client_for(provider), st.settings, st.log,
+                                         clock=st.clock)
             claims = verify_signature(token, key, header["alg"])
             sub = check_user_token_claims(claims, issuer=provider.issuer,
                                           audience=st.settings.audience,
-                                          clock=st.settings.clock,
+                                          clock=st.clock,
                                           iat_skew_s=st.settings.token_iat_skew_s)
         except TokenError as exc:
             raise EnlistmentRejected("bad_token", exc.requirement or requirement, exc.detail) from None

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from .events import EventLog
-from .settings import Settings
+from .settings import Clock, Settings
 from .tokens import TokenError
 
 __all__ = ["Provider"]
@@ -35,8 +35,8 @@ class Provider:
     _fetched_at: float | None = None
 
     async def fetch_jwks(self, client: httpx.AsyncClient, settings: Settings,
-                         log: EventLog) -> None:
-        now = settings.clock()
+                         log: EventLog, *, clock: Clock | None = None) -> None:
+        now = (clock or settings.clock)()
         try:
             async with asyncio.timeout(settings.exchange_deadline_s), \
                     client.stream("GET", self.jwks_url, timeout=settings.http_timeout_s) as r:
@@ -70,13 +70,14 @@ class Provider:
         log.append("jwks_fetched", None, provider=self.provider_id, ok=True, kids=sorted(keys))
 
     async def key_for(self, kid: str, client: httpx.AsyncClient, settings: Settings,
-                      log: EventLog) -> dict[str, Any]:
-        """The JWK for ``kid``, refetching once if it is unknown or the cache is stale."""
-        now = settings.clock()
+                      log: EventLog, *, clock: Clock | None = None) -> dict[str, Any]:
+        """The JWK for ``kid``, refetching once if it is unknown or the cache is stale
+        (``clock``: the simulator's, default ``settings.clock``)."""
+        now = (clock or settings.clock)()
         stale = self._fetched_at is None or now - self._fetched_at > settings.jwks_cache_s
         may_refetch = self._fetched_at is None or now - self._fetched_at >= settings.jwks_min_refetch_s
         if stale or (kid not in self._keys and may_refetch):
-            await self.fetch_jwks(client, settings, log)
+            await self.fetch_jwks(client, settings, log, clock=clock)
         key = self._keys.get(kid)
         if key is None:
             raise TokenError(f"kid {kid!r} is not in the provider's JWKS", "ID-005")

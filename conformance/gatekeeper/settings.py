@@ -13,8 +13,9 @@ from reference_impl.channel import MAX_FRAME
 
 __all__ = ["DAY", "Clock", "Settings"]
 
-#: Wall clock in Unix seconds. Logic never calls ``time.time()`` itself: expiry, retention
-#: and token lifetimes are tested by passing another callable.
+#: Wall clock in Unix seconds. Logic never calls ``time.time()`` itself: it reads
+#: ``gk.clock`` (:class:`~.clock.SimClock`), which is ``Settings.clock`` plus whatever a check
+#: advanced; tests may also pass another callable here.
 Clock = Callable[[], float]
 DAY = 86_400.0
 

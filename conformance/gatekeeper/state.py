@@ -25,6 +25,7 @@ from reference_impl.wire import stanzas_pb2 as pb
 from .directory import ProviderAccount, StanzaRejected
 from .enlistment import EnlistmentForm
 from .events import EventLog
+from .clock import SimClock
 from .faults import Faults
 from .mailbox import Mailbox, MailboxFull
 from .media import GMediaStore
@@ -89,6 +90,8 @@ class GatekeeperState:
                  key_alg: str = "EdDSA") -> None:
         self.settings = settings or Settings()
         self.log = EventLog(self.settings.max_events)
+        #: All simulator time (see :mod:`.clock`): ``settings.clock`` plus what was advanced.
+        self.clock = SimClock(lambda: self.settings.clock(), on_advance=self._clock_advanced)
         self.keys = GatekeeperKeys(key_alg)
         self.noise_private = noise_private or secrets.token_bytes(32)
         register_secret(self.noise_private, "gatekeeper Noise static key")
@@ -98,8 +101,7 @@ class GatekeeperState:
         self.accounts: dict[str, ProviderAccount] = {}
         self.users: dict[str, UserEndpoint] = {}
         self.groups: dict[str, Group] = {}
-        # Through a lambda, so that a clock swapped into the settings later is used too.
-        self.mailbox = Mailbox(lambda: self.settings.clock(), self.settings.mailbox_retention_s,
+        self.mailbox = Mailbox(self.clock, self.settings.mailbox_retention_s,
                                self.settings.mailbox_max_per_login)
         self.media = GMediaStore()
         self.faults = Faults(self.log)
@@ -124,7 +126,10 @@ class GatekeeperState:
 
     # -- time and background work --------------------------------------------------------------
     def now_ms(self) -> int:
-        return int(self.settings.clock() * 1000)
+        return self.clock.now_ms()
+
+    def _clock_advanced(self, seconds: float, offset: float) -> None:
+        self.log.append("clock_advanced", None, seconds=seconds, offset=offset)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Background work tied to the gatekeeper's lifetime (cancelled by ``stop``)."""
@@ -203,7 +208,7 @@ class GatekeeperState:
     # -- enlistment records (§4.2) -----------------------------------------------------------------
     def observe_enlist_rate(self, provider_id: str, sub: str) -> None:
         # ENL-007: at most 3 enlistment requests for the same user within 60 s (observed).
-        now = self.settings.clock()
+        now = self.clock()
         times = self._enlist_times.setdefault(f"{provider_id}/{sub}", deque(maxlen=8))
         times.append(now)
         if len([t for t in times if now - t < 60]) > 3:
@@ -214,7 +219,7 @@ class GatekeeperState:
                           peer: str) -> str:
         """Keep a validated enlistment: the same user keeps its login; a new authkey ends the
         old connection. Returns the login."""
-        now = self.settings.clock()
+        now = self.clock()
         login = self.logins.get((provider.provider_id, sub))
         if login is None:
             login = f"{provider.integrator}-{secrets.randbelow(10**14):014d}@interop"
@@ -272,7 +277,7 @@ class GatekeeperState:
             old.close_soon(1008, "replaced by a newer connection")
         self.sessions[session.login] = session
         if session.account is not None:
-            session.account.last_seen = self.settings.clock()
+            session.account.last_seen = self.clock()
         expired = self.mailbox.expire(session.login)
         if expired:
             self.log.append("mailbox_expired", session.login, count=len(expired))
@@ -283,7 +288,7 @@ class GatekeeperState:
             del self.sessions[session.login]
             acct = self.accounts.get(session.login)
             if acct is not None:
-                acct.last_seen = self.settings.clock()
+                acct.last_seen = self.clock()
 
     def is_connected(self, login: str) -> bool:
         return login in self.sessions

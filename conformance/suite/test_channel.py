@@ -31,7 +31,6 @@ import base64
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -194,7 +193,7 @@ def _push_url(kit: Kit) -> str:
 
 
 def _claims(kit: Kit, sub: str, **overrides: Any) -> dict[str, Any]:
-    now = int(kit.gk.settings.clock())
+    now = int(kit.gk.clock())
     claims: dict[str, Any] = {"iss": kit.gk.settings.issuer,
                               "aud": kit.gk.providers[PROVIDER_ID].audience, "sub": sub,
                               "iat": now, "exp": now + kit.gk.settings.push_token_lifetime_s,
@@ -546,15 +545,9 @@ def test_reconnection_waits_and_backs_off(kit: Kit, evidence, harness: HarnessCl
 def _poll_inbox(kit: Kit, harness: HarnessClient, user: ProviderUser, peer: str,
                 want: list[str]) -> list[dict[str, Any]]:
     """The inbox once every wanted id is there (or the area timeout passed)."""
-    deadline = time.monotonic() + kit.timeout(AREA)
-    while True:
-        items = harness.inbox(user.handle, peer=peer)
-        have = {i.get("message_id") for i in items}
-        if set(want) <= have or time.monotonic() >= deadline:
-            return items
-        mark = kit.mark()
-        kit.within(min(1.0, max(0.05, deadline - time.monotonic())), since=mark,
-                   login=user.login)
+    return kit.poll(lambda: harness.inbox(user.handle, peer=peer),
+                    lambda items: set(want) <= {i.get("message_id") for i in items},
+                    login=user.login, area=AREA, step=1.0)
 
 
 @requirement("CHN-012")
@@ -775,7 +768,7 @@ def test_push_with_bad_claims_is_refused(kit: Kit, evidence, harness: HarnessCli
     user = new_user()
     sub = user.user_visible_id
     _offline(kit, harness, user, wake_on_push=True)
-    now = int(kit.gk.settings.clock())
+    now = int(kit.gk.clock())
     cases: list[tuple[str, dict[str, Any]]] = [
         ("exp 90 s in the past", {"iat": now - 3690, "exp": now - 90}),
         ("iat 90 s in the future", {"iat": now + 90, "exp": now + 3690}),

@@ -74,7 +74,7 @@ def _g_jwt(kit: Kit) -> str:
     def make() -> str:
         gk = kit.gk
         return gk.keys.push_token(issuer=gk.settings.issuer, audience=gk.providers[PROVIDER_ID].audience,
-                                  subject="media", now=gk.settings.clock(), lifetime_s=300)
+                                  subject="media", now=gk.clock(), lifetime_s=300)
     return kit.call(make, area=AREA)
 
 
