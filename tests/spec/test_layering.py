@@ -7,8 +7,8 @@ checks three rules, without importing anything:
 1. **Layers.** A module imports only its own layer or lower ones (table ``LAYERS``, lowest
    first); ``reference_impl.provider`` and ``conformance.gatekeeper`` share a layer but must not
    import each other; ``vectors`` may use ``reference_impl`` but not ``conformance``.
-2. **No circles** between modules, except the named ones in ``KNOWN_CYCLES_TO_REMOVE``
-   (``conformance.gatekeeper``, being de-circled now); that set may only shrink.
+2. **No circles** between modules, anywhere (the last one, inside ``conformance.gatekeeper``,
+   was removed by layering the simulator: see ``docs/architecture.md``).
 3. **No cross-module private names**: ``from m import _x`` where ``m`` is another module.
    A ``_private`` *module* may be imported from inside its own package only.
 
@@ -40,13 +40,6 @@ LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
 #: Same-layer packages that must not import each other.
 SEPARATE = (("reference_impl.provider", "conformance.gatekeeper"),
             ("vectors", "conformance.gatekeeper"), ("vectors", "reference_impl.provider"))
-
-#: Circles still being removed (by the simulator refactor). Each entry is the sorted tuple of
-#: one strongly connected component's modules. The lead empties this after merging; a circle
-#: not listed here, or grown beyond its entry, fails.
-KNOWN_CYCLES_TO_REMOVE: frozenset[tuple[str, ...]] = frozenset()
-#: Only this package may hold a known circle.
-CYCLE_EXEMPT_PACKAGE = "conformance.gatekeeper"
 
 
 @dataclass(frozen=True)
@@ -199,23 +192,9 @@ def cycles(imports: list[Import]) -> set[tuple[str, ...]]:
     return found
 
 
-def test_no_import_circles_beyond_the_known_ones() -> None:
-    found = cycles(IMPORTS)
-    unexpected = sorted(c for c in found if c not in KNOWN_CYCLES_TO_REMOVE)
-    assert unexpected == [], "new import circle(s):\n" + "\n".join(" <-> ".join(c) for c in unexpected)
-
-
-def test_known_cycles_are_confined_to_the_exempt_package() -> None:
-    for comp in KNOWN_CYCLES_TO_REMOVE:
-        assert all(_within(m, CYCLE_EXEMPT_PACKAGE) for m in comp), comp
-
-
-def test_known_cycles_list_is_current() -> None:
-    # A removed circle must leave the list, so the exemption cannot outlive the circle: a
-    # partly removed circle shows up as a smaller, unlisted component (failing the test above).
-    stale = sorted(c for c in KNOWN_CYCLES_TO_REMOVE if c not in cycles(IMPORTS))
-    if stale:
-        pytest.fail("no longer circles; remove from KNOWN_CYCLES_TO_REMOVE: " + repr(stale))
+def test_no_import_circles() -> None:
+    found = sorted(cycles(IMPORTS))
+    assert found == [], "import circle(s):\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
 def private_imports(imports: list[Import]) -> list[str]:
