@@ -123,6 +123,8 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
                             f"{offered:g}/s")
         add("LOAD-001", Verdict.FAIL if problems else Verdict.PASS, "; ".join(problems), ev, reqs)
         wrong, figures = _percentiles(m, PUSH_TIMED, pt)
+        if fails >= reqs:  # the latency of refusals and resets is no latency of an answer
+            wrong.append("no push was answered as CHN-015/CHN-018 require")
         add("LOAD-002", Verdict.FAIL if wrong else Verdict.PASS,
             ("latency above the thresholds: " + "; ".join(wrong)) if wrong else "",
             {"percentiles": figures, "thresholds": pt}, reqs)
@@ -178,6 +180,8 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
         add("LOAD-004", Verdict.FAIL if msg else Verdict.PASS, msg + (note if msg else note.strip()),
             ev, reqs)
         wrong, figures = _percentiles(m, MEDIA, mt)
+        if fails >= reqs:
+            wrong.append("no media fetch was answered correctly")
         err = fails / reqs
         if err > float(mt.get("max_error_rate", 0.0)):
             wrong.append(f"error rate {err:.2%}")
@@ -194,7 +198,9 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
         add("LOAD-006", Verdict.FAIL, "no JWKS poll was answered during the load", {}, 0)
     else:
         wrong, figures = _percentiles(m, JWKS, jt)
-        if fails / reqs > float(jt.get("max_error_rate", 0.0)):
+        if fails >= reqs:
+            wrong.append("no JWKS poll was answered correctly")
+        elif fails / reqs > float(jt.get("max_error_rate", 0.0)):
             wrong.append(f"{fails} of {reqs} polls wrong: " + "; ".join(_failures(m, JWKS)))
         add("LOAD-006", Verdict.FAIL if wrong else Verdict.PASS, "; ".join(wrong),
             {"requests": reqs, "failures": fails, "percentiles": figures}, reqs)

@@ -62,7 +62,7 @@ def _scene(environment: Any, path: str) -> Any:
 def plan(environment: Any) -> dict[str, Any]:
     with _PLAN_LOCK:
         if not _PLAN:
-            _PLAN.update(_scene(environment, "/plan"))
+            _PLAN.update(_scene(environment, f"/plan?pid={os.getpid()}"))
         return _PLAN
 
 
@@ -125,8 +125,7 @@ class PushUser(_PlanUser):
     def _token(self, sub: str) -> str:
         cached = self.tokens.get(sub)
         if cached is None or time.monotonic() > cached[1]:
-            doc = _scene(self.environment, "/token?sub=" + urllib.request.quote(sub, safe="")
-                         + f"&pid={os.getpid()}")
+            doc = _scene(self.environment, "/token?sub=" + urllib.request.quote(sub, safe=""))
             # Renew a little before G's own renewal point; never per request.
             cached = (doc["token"], time.monotonic() + max(1.0, doc["expires_in"] * 0.5))
             self.tokens[sub] = cached

@@ -77,8 +77,8 @@ class Scene:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._tok_lock = threading.Lock()
         self.signatures = 0
-        #: Locust processes that sent pushes (by pid): the workers of a distributed run.
-        self.push_processes: set[str] = set()
+        #: Locust processes that read the plan (by pid): the master and every worker.
+        self.locust_processes: set[str] = set()
         self._probes: list[dict[str, str]] = []
         self._probed: list[dict[str, Any]] = []
         self._probe_lock = threading.Lock()
@@ -233,7 +233,7 @@ class Scene:
         baseline = self.memory[0][1] if self.memory else 0
         return {"wakes": wakes, "probes_left": len(self._probes), "signatures": self.signatures,
                 "harness": bool(self.harness_url), "blobs": len(self.plan["media"]["blobs"]),
-                "push_processes": len(self.push_processes),
+                "locust_processes": len(self.locust_processes),
                 "token_subjects": len(self._tokens),
                 "token_lifetime_s": self.gk.settings.push_token_lifetime_s,
                 "phases": self.phases, "memory_measured": self.embedded is not None and baseline > 0,
@@ -283,9 +283,9 @@ def _handler(scene: Scene) -> type[BaseHTTPRequestHandler]:
                 self.rfile.read(min(length, 1 << 16))
             try:
                 if url.path == "/plan":
+                    scene.locust_processes.add(q.get("pid", "?"))
                     self._send(200, scene.plan)
                 elif url.path == "/token" and q.get("sub"):
-                    scene.push_processes.add(q.get("pid", "?"))
                     self._send(200, scene.token(q["sub"]))
                 elif url.path == "/probe":
                     self._send(200, scene.probe())
