@@ -23,7 +23,6 @@ import csv
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
