@@ -9,8 +9,8 @@
    named baseline) with the same connection count. Printed: requests/s and MB/s of each and
    the kit/h2load ratio.
 2. **Reference provider capacity**: ``conformance load`` against the embedded reference
-   provider (TLS) with unpaced users; printed: sustained push/s and media MB/s with p50/p99.
-   (Messages/s of the conversation scenario: not measured, the scenario is not built yet.)
+   provider (TLS) with unpaced users; printed: sustained push/s, media MB/s and conversation
+   messages/s with p50/p99 (message latency: the send, not end-to-end delivery).
 
 On a shared 2-core machine the generator, the server and h2load compete for the same cores:
 read the ratio, not the absolute figures.
@@ -121,6 +121,7 @@ parameters:
     push: {{users: 16, rate_per_user: 1000, enlisted_users: 4, unknown_share: 0.2, wake_probes: 0}}
     media: {{users: 4, rate_per_user: 1000, blob_sizes: [1048576], range_share: 0, http2_share: 0.5}}
     jwks: {{users: 1, interval_s: 1}}
+    conversation: {{users: 4, rate_per_user: 1000}}
 """)
     out = tmp / "provider-report"
     subprocess.run([sys.executable, "-m", "conformance.cli", "load", "--quiet", "--profile", str(profile),
@@ -138,7 +139,7 @@ parameters:
                 "p50_ms": max((float(r["50%"]) for r in sel), default=0.0),
                 "p99_ms": max((float(r["99%"]) for r in sel), default=0.0),
                 "failures": sum(int(r["Failure Count"]) for r in sel)}
-    return {"push": agg("push "), "media": agg("media ")}
+    return {"push": agg("push "), "media": agg("media "), "conversation": agg("conversation ")}
 
 
 def main() -> int:
@@ -175,7 +176,9 @@ def main() -> int:
                   f"  failures {p['failures']}")
             print(f"  media  {m['mbps']:8.1f} MB/s   ({m['rps']:.1f} req/s of 1 MiB, HTTP/1.1 + HTTP/2)"
                   f"  p99 {m['p99_ms']:.0f} ms  failures {m['failures']}")
-            print("  messages/s: not measured (the conversation scenario is not built yet)")
+            c = cap["conversation"]
+            print(f"  msgs   {c['rps']:8.1f} msg/s  p50 {c['p50_ms']:.0f} ms  p99 {c['p99_ms']:.0f} ms"
+                  f"  failures {c['failures']}  (G users <-> provider users, both ways)")
     return 0
 
 

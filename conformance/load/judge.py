@@ -205,6 +205,34 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
         add("LOAD-006", Verdict.FAIL if wrong else Verdict.PASS, "; ".join(wrong),
             {"requests": reqs, "failures": fails, "percentiles": figures}, reqs)
 
+    # -- conversation ----------------------------------------------------------------------------
+    conv = m.observations.get("conversation", {})
+    cs = settings.get("conversation", {"users": 0})
+    names = ("conversation g2p send", "conversation p2g send")
+    sends, send_fails = _count(m, names, "Request Count"), _count(m, names, "Failure Count")
+    ev = {k: v for k, v in conv.items() if k != "problems"} | {"send_failures": send_fails}
+    if not cs.get("users") or not m.observations.get("harness", True):
+        add("LOAD-008", Verdict.NOT_TESTED, "no conversation traffic (needs --harness and "
+            "conversation users)", ev, 0)
+    elif not conv.get("sent"):
+        add("LOAD-008", Verdict.FAIL, "no conversation message was sent during the load"
+            + (f" ({send_fails} sends failed: " + "; ".join(_failures(m, names)) + ")" if send_fails else ""),
+            ev, 0)
+    else:
+        wrong = []
+        for key, what in (("lost", "lost"), ("duplicates", "duplicated"),
+                          ("out_of_order", "out of per-sender order"),
+                          ("missing_receipts", "without a delivery receipt")):
+            if conv.get(key):
+                wrong.append(f"{conv[key]} {what}")
+        if send_fails:
+            wrong.append(f"{send_fails} of {sends} sends refused: " + "; ".join(_failures(m, names)))
+        msg = ""
+        if wrong:
+            msg = (f"of {conv.get('sent_g2p', 0)} G->provider and {conv.get('sent_p2g', 0)} "
+                   f"provider->G messages: " + ", ".join(wrong) + "; " + "; ".join(conv.get("problems", [])))
+        add("LOAD-008", Verdict.FAIL if wrong else Verdict.PASS, msg, ev, int(conv["sent"]))
+
     # -- memory --------------------------------------------------------------------------------
     mem = m.observations.get("memory", [])
     if not m.observations.get("memory_measured") or len(mem) < 2:

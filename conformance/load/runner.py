@@ -160,7 +160,7 @@ class LoadRun:
     # -- Locust ------------------------------------------------------------------------------
     def _users(self) -> tuple[int, float]:
         s = self.settings
-        users = sum(int(s[k]["users"]) for k in ("push", "media", "jwks"))
+        users = sum(int(s[k]["users"]) for k in ("push", "media", "jwks", "conversation"))
         return users, max(users / max(float(s["ramp_s"]), 0.1), 1.0)
 
     def run_locust(self) -> float:
@@ -200,7 +200,8 @@ class LoadRun:
                 procs.append(main)
             self._say(f"{users} Locust users for {duration:g} s "
                       f"({self.settings['push']['users']} push, {self.settings['media']['users']} "
-                      f"media, {self.settings['jwks']['users']} jwks)")
+                      f"media, {self.settings['jwks']['users']} jwks, "
+                      f"{self.settings['conversation']['users']} conversation)")
             try:
                 main.wait(duration + LOCUST_GRACE_S + (120 if n_workers else 0))
             except subprocess.TimeoutExpired:
@@ -235,7 +236,8 @@ class LoadRun:
         history: list[dict[str, Any]] = []
         checks: list[CheckResult]
         if error is None and self.scene_url:
-            wait = float(self.settings["thresholds"].get("wake_within_s", 15))
+            wait = max(float(self.settings["thresholds"].get("wake_within_s", 15)),
+                       float(self.settings["thresholds"].get("delivery_within_s", 15)))
             try:
                 observations = _scene_call(self.scene_url, f"/observations?wait_s={wait:g}",
                                            timeout=wait * 3 + 60)

@@ -25,12 +25,16 @@ def _good() -> dict[str, dict[str, Any]]:
             "push wake-probe": _row(12, p50=80, p95=150, p99=150, rps=1),
             "media h1 full": _row(30, p50=20), "media h1 range": _row(10),
             "media h2 full": _row(30, p50=30), "media h2 range": _row(10),
-            "media fetch-once h1": _row(12), "jwks": _row(10)}
+            "media fetch-once h1": _row(12), "jwks": _row(10),
+            "conversation g2p send": _row(20), "conversation p2g send": _row(20)}
 
 
 def _obs(**over: Any) -> dict[str, Any]:
     obs = {"wakes": [{"login": f"l{i}", "woken": True, "after_s": 0.3} for i in range(12)],
            "signatures": 24, "token_subjects": 24, "harness": True, "blobs": 3,
+           "conversation": {"sent": 40, "sent_g2p": 20, "sent_p2g": 20, "lost": 0,
+                            "duplicates": 0, "out_of_order": 0, "missing_receipts": 0,
+                            "problems": []},
            "memory_measured": True, "memory": [[0, 100 << 20], [1, 101 << 20], [2, 100 << 20]]}
     obs.update(over)
     return obs
@@ -48,7 +52,7 @@ def test_clean_figures_pass_every_requirement() -> None:
 
 
 def test_no_traffic_passes_nothing() -> None:
-    v = _verdicts(stats={}, obs=_obs(wakes=[], memory=[]))
+    v = _verdicts(stats={}, obs=_obs(wakes=[], memory=[], conversation={}))
     assert Verdict.PASS not in v.values(), v
 
 
@@ -61,6 +65,12 @@ def test_thresholds_fail_their_requirement_only() -> None:
     assert _verdicts(obs=lossy)["LOAD-003"] is Verdict.FAIL
     grown = _obs(memory=[[0, 100 << 20], [1, 300 << 20], [2, 290 << 20]])
     assert _verdicts(obs=grown)["LOAD-007"] is Verdict.FAIL
+
+
+def test_lost_duplicated_or_unreceipted_messages_fail_the_conversation() -> None:
+    for key in ("lost", "duplicates", "out_of_order", "missing_receipts"):
+        conv = _obs()["conversation"] | {key: 1, "problems": ["g2p g0: ..."]}
+        assert _verdicts(obs=_obs(conversation=conv))["LOAD-008"] is Verdict.FAIL, key
 
 
 def test_a_wrong_media_body_fails_integrity() -> None:

@@ -46,7 +46,7 @@ def test_master_and_two_workers_pass_the_clean_provider_and_merge_stats(tmp_path
     assert validate_report(report) == []
     assert report["result"] == "PASS", proc.stdout[-3000:]
     assert proc.returncode == 0
-    assert set(_verdicts(report)) == {f"LOAD-00{i}" for i in range(1, 8)}
+    assert set(_verdicts(report)) == {f"LOAD-00{i}" for i in range(1, 9)}
     assert set(_verdicts(report).values()) == {"PASS"}
     z = _bundle(out)
     names = set(z.namelist())
