@@ -123,6 +123,8 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
                             f"{offered:g}/s")
         add("LOAD-001", Verdict.FAIL if problems else Verdict.PASS, "; ".join(problems), ev, reqs)
         wrong, figures = _percentiles(m, PUSH_TIMED, pt)
+        if fails >= reqs:  # the latency of refusals and resets is no latency of an answer
+            wrong.append("no push was answered as CHN-015/CHN-018 require")
         add("LOAD-002", Verdict.FAIL if wrong else Verdict.PASS,
             ("latency above the thresholds: " + "; ".join(wrong)) if wrong else "",
             {"percentiles": figures, "thresholds": pt}, reqs)
@@ -178,6 +180,8 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
         add("LOAD-004", Verdict.FAIL if msg else Verdict.PASS, msg + (note if msg else note.strip()),
             ev, reqs)
         wrong, figures = _percentiles(m, MEDIA, mt)
+        if fails >= reqs:
+            wrong.append("no media fetch was answered correctly")
         err = fails / reqs
         if err > float(mt.get("max_error_rate", 0.0)):
             wrong.append(f"error rate {err:.2%}")
@@ -194,10 +198,40 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
         add("LOAD-006", Verdict.FAIL, "no JWKS poll was answered during the load", {}, 0)
     else:
         wrong, figures = _percentiles(m, JWKS, jt)
-        if fails / reqs > float(jt.get("max_error_rate", 0.0)):
+        if fails >= reqs:
+            wrong.append("no JWKS poll was answered correctly")
+        elif fails / reqs > float(jt.get("max_error_rate", 0.0)):
             wrong.append(f"{fails} of {reqs} polls wrong: " + "; ".join(_failures(m, JWKS)))
         add("LOAD-006", Verdict.FAIL if wrong else Verdict.PASS, "; ".join(wrong),
             {"requests": reqs, "failures": fails, "percentiles": figures}, reqs)
+
+    # -- conversation ----------------------------------------------------------------------------
+    conv = m.observations.get("conversation", {})
+    cs = settings.get("conversation", {"users": 0})
+    names = ("conversation g2p send", "conversation p2g send")
+    sends, send_fails = _count(m, names, "Request Count"), _count(m, names, "Failure Count")
+    ev = {k: v for k, v in conv.items() if k != "problems"} | {"send_failures": send_fails}
+    if not cs.get("users") or not m.observations.get("harness", True):
+        add("LOAD-008", Verdict.NOT_TESTED, "no conversation traffic (needs --harness and "
+            "conversation users)", ev, 0)
+    elif not conv.get("sent"):
+        add("LOAD-008", Verdict.FAIL, "no conversation message was sent during the load"
+            + (f" ({send_fails} sends failed: " + "; ".join(_failures(m, names)) + ")" if send_fails else ""),
+            ev, 0)
+    else:
+        wrong = []
+        for key, what in (("lost", "lost"), ("duplicates", "duplicated"),
+                          ("out_of_order", "out of per-sender order"),
+                          ("missing_receipts", "without a delivery receipt")):
+            if conv.get(key):
+                wrong.append(f"{conv[key]} {what}")
+        if send_fails:
+            wrong.append(f"{send_fails} of {sends} sends refused: " + "; ".join(_failures(m, names)))
+        msg = ""
+        if wrong:
+            msg = (f"of {conv.get('sent_g2p', 0)} G->provider and {conv.get('sent_p2g', 0)} "
+                   f"provider->G messages: " + ", ".join(wrong) + "; " + "; ".join(conv.get("problems", [])))
+        add("LOAD-008", Verdict.FAIL if wrong else Verdict.PASS, msg, ev, int(conv["sent"]))
 
     # -- memory --------------------------------------------------------------------------------
     mem = m.observations.get("memory", [])

@@ -13,6 +13,7 @@ CA, users, blobs, rates) and G-signed push tokens.
   (httpx, ALPN h2), full and ranged; every body (or the stated sample) is checked against the
   blob's ``fileEncSha256`` (full) or the verified blob's bytes (ranged).
 - :class:`JwksUser`: polls the JWK Set with conditional requests when validators are given.
+- :class:`ConversationUser`: one G user's conversation with a provider user, both ways.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from typing import Any
 from locust import constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-__all__ = ["PushUser", "MediaUser", "JwksUser"]
+__all__ = ["PushUser", "MediaUser", "JwksUser", "ConversationUser"]
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
@@ -62,7 +63,7 @@ def _scene(environment: Any, path: str) -> Any:
 def plan(environment: Any) -> dict[str, Any]:
     with _PLAN_LOCK:
         if not _PLAN:
-            _PLAN.update(_scene(environment, "/plan"))
+            _PLAN.update(_scene(environment, f"/plan?pid={os.getpid()}"))
         return _PLAN
 
 
@@ -75,7 +76,8 @@ def _counts(environment: Any, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     s = plan(environment)["settings"]
-    for cls, key in ((PushUser, "push"), (MediaUser, "media"), (JwksUser, "jwks")):
+    for cls, key in ((PushUser, "push"), (MediaUser, "media"), (JwksUser, "jwks"),
+                     (ConversationUser, "conversation")):
         cls.fixed_count = int(s[key]["users"])
 
 
@@ -125,8 +127,7 @@ class PushUser(_PlanUser):
     def _token(self, sub: str) -> str:
         cached = self.tokens.get(sub)
         if cached is None or time.monotonic() > cached[1]:
-            doc = _scene(self.environment, "/token?sub=" + urllib.request.quote(sub, safe="")
-                         + f"&pid={os.getpid()}")
+            doc = _scene(self.environment, "/token?sub=" + urllib.request.quote(sub, safe=""))
             # Renew a little before G's own renewal point; never per request.
             cached = (doc["token"], time.monotonic() + max(1.0, doc["expires_in"] * 0.5))
             self.tokens[sub] = cached
@@ -247,6 +248,35 @@ class MediaUser(_PlanUser):
         self.environment.events.request.fire(
             request_type="GET", name=name, response_time=(time.perf_counter() - start) * 1000,
             response_length=length, exception=exc, context={}, url=url)
+
+
+class ConversationUser(_PlanUser):
+    """One simulated G user's conversation with a provider user through the chat channel
+    (LOAD-008): alternately G -> provider and provider -> G (through the harness), one message
+    at a time, so per-sender order is defined; delivery is judged by the scene at the end."""
+
+    def on_start(self) -> None:
+        self._rate(self.plan["settings"]["conversation"]["rate_per_user"])
+        self.g = _scene(self.environment, "/conv-slot").get("g") \
+            if self.plan.get("conversation") else None
+        self.turn = 0
+
+    @task
+    def send(self) -> None:
+        if self.g is None:
+            return
+        direction = ("g2p", "p2g")[self.turn % 2]
+        self.turn += 1
+        start = time.perf_counter()
+        exc: Exception | None = None
+        try:
+            _scene(self.environment, f"/conv-send?g={self.g}&dir={direction}")
+        except Exception as e:  # noqa: BLE001 - the send failed: this request's failure
+            exc = e
+        self.environment.events.request.fire(
+            request_type="MSG", name=f"conversation {direction} send",
+            response_time=(time.perf_counter() - start) * 1000, response_length=0,
+            exception=exc, context={})
 
 
 class JwksUser(_PlanUser):

@@ -40,6 +40,16 @@ SCENE_START_S = 240.0
 LOCUST_GRACE_S = 90.0
 
 
+class LoadResults(RunResults):
+    """A load run's results: the report's rerun hint is ``conformance load``, not pytest."""
+
+    def to_report(self, rerun_command: str = "conformance load --target {target}") -> dict[str, Any]:
+        if self.target.startswith("embedded"):
+            rerun_command = "conformance load" + (
+                "".join(f" --reference-fault {f}" for f in self.target.partition(" with faults ")[2].split(",") if f))
+        return super().to_report(rerun_command)
+
+
 class LoadError(RuntimeError):
     """The load run could not be set up (scene, Locust): one clear line for the user."""
 
@@ -150,7 +160,7 @@ class LoadRun:
     # -- Locust ------------------------------------------------------------------------------
     def _users(self) -> tuple[int, float]:
         s = self.settings
-        users = sum(int(s[k]["users"]) for k in ("push", "media", "jwks"))
+        users = sum(int(s[k]["users"]) for k in ("push", "media", "jwks", "conversation"))
         return users, max(users / max(float(s["ramp_s"]), 0.1), 1.0)
 
     def run_locust(self) -> float:
@@ -190,7 +200,8 @@ class LoadRun:
                 procs.append(main)
             self._say(f"{users} Locust users for {duration:g} s "
                       f"({self.settings['push']['users']} push, {self.settings['media']['users']} "
-                      f"media, {self.settings['jwks']['users']} jwks)")
+                      f"media, {self.settings['jwks']['users']} jwks, "
+                      f"{self.settings['conversation']['users']} conversation)")
             try:
                 main.wait(duration + LOCUST_GRACE_S + (120 if n_workers else 0))
             except subprocess.TimeoutExpired:
@@ -225,7 +236,8 @@ class LoadRun:
         history: list[dict[str, Any]] = []
         checks: list[CheckResult]
         if error is None and self.scene_url:
-            wait = float(self.settings["thresholds"].get("wake_within_s", 15))
+            wait = max(float(self.settings["thresholds"].get("wake_within_s", 15)),
+                       float(self.settings["thresholds"].get("delivery_within_s", 15)))
             try:
                 observations = _scene_call(self.scene_url, f"/observations?wait_s={wait:g}",
                                            timeout=wait * 3 + 60)
@@ -244,7 +256,7 @@ class LoadRun:
             checks = [c for c in checks if c.requirements[0] in by_id and c.requirements[0] in levels]
         target = self.target or ("embedded reference provider" + (
             f" with faults {','.join(self.faults)}" if self.faults else ""))
-        results = RunResults(
+        results = LoadResults(
             kit_version=__version__, profile_name=self.profile.name,
             profile_version=self.profile.profile_version, profile_requirements=reqs,
             target=target, harness=self.harness or ("embedded" if not self.target else ""),
@@ -267,8 +279,7 @@ class LoadRun:
                                       self.workers or self.expect_workers) if stats else ""
         prepare_report_dir(self.report_dir, self.started)
         paths = write_all(results, self.report_dir, signing_key=self.signing_key,
-                          attachments=attachments, extra_html=section,
-                          interrupted=None if error is None else None)
+                          attachments=attachments, extra_html=section)
         return results, paths
 
     def close(self) -> None:
@@ -283,7 +294,7 @@ class LoadRun:
 
 
 def summary_lines(results: RunResults) -> list[str]:
-    report = results.to_report(rerun_command="conformance load")
+    report = results.to_report()
     lines = []
     for r in report["requirements"]:
         first = (r["message"] or "").splitlines()[:1]

@@ -77,12 +77,18 @@ class Scene:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._tok_lock = threading.Lock()
         self.signatures = 0
-        #: Locust processes that sent pushes (by pid): the workers of a distributed run.
-        self.push_processes: set[str] = set()
+        #: Locust processes that read the plan (by pid): the master and every worker.
+        self.locust_processes: set[str] = set()
         self._probes: list[dict[str, str]] = []
         self._probed: list[dict[str, Any]] = []
         self._probe_lock = threading.Lock()
         self._mark = 0
+        self._conv_g: list[Any] = []
+        self._conv_p: list[dict[str, str]] = []
+        self._conv_next = 0
+        self._conv_seq: dict[tuple[str, int], int] = {}
+        self._conv_sent: list[dict[str, Any]] = []
+        self._harness_client: Any = None
         self.phases: dict[str, float] = {}
         self.memory: list[tuple[float, int]] = []
         self._sampling = threading.Event()
@@ -151,6 +157,13 @@ class Scene:
         self._probes = [self._user(h, online=False) for _ in range(int(p["wake_probes"]))]
         self.plan["push"] = {"enlisted": [u["sub"] for u in enlisted],
                              "unknown": self._unknown(8), "probes": len(self._probes)}
+        c = self.settings.get("conversation", {})
+        if int(c.get("users", 0)) and enlisted:
+            self._conv_p = enlisted  # online provider users, partners of the G users
+            self._conv_g = [self.loop.run(self.gk.create_user(f"load-conv-{i}"), 30)
+                            for i in range(int(c["users"]))]
+            self.plan["conversation"] = {"g_users": len(self._conv_g)}
+            self._harness_client = h
 
     def _setup_blobs(self, h: HarnessClient) -> None:
         """Blobs the provider's own client encrypted and uploaded (through the harness), as
@@ -203,6 +216,93 @@ class Scene:
             self._probed.append({**u, "t": ev["t"]})
         return {"sub": u["sub"]}
 
+    # -- conversation: G users <-> provider users through the chat channel -------------------
+    def conv_slot(self) -> dict[str, Any]:
+        with self._probe_lock:
+            i = self._conv_next
+            self._conv_next += 1
+        return {"g": i if i < len(self._conv_g) else None}
+
+    def conv_send(self, g_index: int, direction: str) -> dict[str, Any]:
+        """One message of G user ``g_index``'s conversation, in ``direction`` (g2p / p2g)."""
+        g = self._conv_g[g_index]
+        p = self._conv_p[g_index % len(self._conv_p)]
+        key = (direction, g_index)
+        with self._probe_lock:
+            seq = self._conv_seq.get(key, 0)
+            self._conv_seq[key] = seq + 1
+        text = f"load {direction} g{g_index} #{seq}"
+        if direction == "g2p":
+            async def send() -> str:
+                return g.send_text(p["login"], text)
+            mid = self.loop.run(send(), 30)
+        else:
+            mid = self._harness_client.send_text(p["handle"], g.id, text)
+        with self._probe_lock:
+            self._conv_sent.append({"dir": direction, "g": g_index, "seq": seq, "id": mid,
+                                    "text": text})
+        return {"id": mid, "seq": seq}
+
+    def conversation(self, wait_s: float) -> dict[str, Any]:
+        """Exactly once, per-sender order, delivery receipts: waited for (event-driven, bounded)
+        on G's log, then read from both inboxes."""
+        sent = list(self._conv_sent)
+        if not sent:
+            return {"sent": 0}
+        g2p = {m["id"] for m in sent if m["dir"] == "g2p"}
+        p2g = [m for m in sent if m["dir"] == "p2g"]
+
+        def receipted() -> set[str]:
+            ids: set[str] = set()
+            for e in self.gk.log.events(kind="receipt"):
+                d = e["detail"]
+                if d.get("direction") == "from_provider" and "DELIVER" in str(d.get("receipt")).upper():
+                    ids.update(d.get("message_ids", []))
+            return ids
+
+        def g_texts(i: int) -> list[str]:
+            return [it.content.conversation for it in self._conv_g[i].inbox
+                    if it.content.conversation.startswith(f"load p2g g{i} #")]
+
+        def done(_: Any = None) -> bool:
+            return g2p <= receipted() and all(
+                len(g_texts(m["g"])) >= sum(1 for x in p2g if x["g"] == m["g"]) for m in p2g)
+
+        async def wait() -> None:
+            if not done():
+                await self.gk.log.wait_for(lambda e: done(), timeout=wait_s, since=0)
+        try:
+            self.loop.run(wait(), wait_s + 5)
+        except TimeoutError:
+            pass
+
+        async def snapshot() -> tuple[set[str], dict[int, list[str]]]:
+            return receipted(), {i: g_texts(i) for i in range(len(self._conv_g))}
+        got_receipts, g_inboxes = self.loop.run(snapshot(), 10)
+        problems: list[str] = []
+        counts = {"sent_g2p": len(g2p), "sent_p2g": len(p2g), "lost": 0, "duplicates": 0,
+                  "out_of_order": 0, "missing_receipts": len(g2p - got_receipts)}
+        for i, g in enumerate(self._conv_g):
+            p = self._conv_p[i % len(self._conv_p)]
+            mine = [m for m in sent if m["g"] == i]
+            # G -> P: the provider user's inbox, this G user's messages
+            texts = [it.get("text") for it in self._harness_client.inbox(p["handle"], g.id)
+                     if str(it.get("text", "")).startswith(f"load g2p g{i} #")]
+            for direction, seen in (("g2p", texts), ("p2g", g_inboxes[i])):
+                want = [m["text"] for m in mine if m["dir"] == direction]
+                lost = [t for t in want if t not in seen]
+                dups = [t for t in set(seen) if seen.count(t) > 1]
+                order = [t for t in seen if t in want]
+                ooo = sum(1 for a, b in zip(order, order[1:])
+                          if int(a.rsplit("#", 1)[1]) > int(b.rsplit("#", 1)[1]))
+                counts["lost"] += len(lost)
+                counts["duplicates"] += len(dups)
+                counts["out_of_order"] += ooo
+                if lost or dups or ooo:
+                    problems.append(f"{direction} g{i}: {len(lost)} lost, {len(dups)} duplicated, "
+                                    f"{ooo} out of order of {len(want)}")
+        return {"sent": len(sent), **counts, "problems": problems[:10]}
+
     def mark(self, phase: str) -> None:
         self.phases[phase] = time.monotonic() - self._t0
         if phase == "start":
@@ -230,10 +330,11 @@ class Scene:
                               "after_s": round(max(0.0, ev["t"] - u["t"]) / 1000, 3)})
             except TimeoutError:
                 wakes.append({"login": u["login"], "woken": False, "after_s": None})
+        conversation = self.conversation(wait_s)
         baseline = self.memory[0][1] if self.memory else 0
         return {"wakes": wakes, "probes_left": len(self._probes), "signatures": self.signatures,
                 "harness": bool(self.harness_url), "blobs": len(self.plan["media"]["blobs"]),
-                "push_processes": len(self.push_processes),
+                "locust_processes": len(self.locust_processes), "conversation": conversation,
                 "token_subjects": len(self._tokens),
                 "token_lifetime_s": self.gk.settings.push_token_lifetime_s,
                 "phases": self.phases, "memory_measured": self.embedded is not None and baseline > 0,
@@ -283,10 +384,15 @@ def _handler(scene: Scene) -> type[BaseHTTPRequestHandler]:
                 self.rfile.read(min(length, 1 << 16))
             try:
                 if url.path == "/plan":
+                    scene.locust_processes.add(q.get("pid", "?"))
                     self._send(200, scene.plan)
                 elif url.path == "/token" and q.get("sub"):
-                    scene.push_processes.add(q.get("pid", "?"))
                     self._send(200, scene.token(q["sub"]))
+                elif url.path == "/conv-slot":
+                    self._send(200, scene.conv_slot())
+                elif url.path == "/conv-send" and q.get("g", "").isdigit() \
+                        and q.get("dir") in ("g2p", "p2g") and int(q["g"]) < len(scene._conv_g):
+                    self._send(200, scene.conv_send(int(q["g"]), q["dir"]))
                 elif url.path == "/probe":
                     self._send(200, scene.probe())
                 elif url.path == "/mark" and q.get("phase") in ("start", "end"):
