@@ -18,8 +18,8 @@ def milestone_rollup(requirements: list[dict[str, Any]]) -> list[dict[str, Any]]
     """One entry per milestone, in order, from report-shaped requirement entries (``id``,
     ``milestone``, ``verdict``).
 
-    A milestone's verdict is the worst verdict of its requirements, NOT_APPLICABLE ones aside
-    (all of them NOT_APPLICABLE gives NOT_APPLICABLE); a milestone none of whose requirements
+    A milestone's verdict is the worst verdict of its requirements, NOT_APPLICABLE ones and
+    NOT_TESTED SHOULD/MAY ones aside (only such: NOT_APPLICABLE if any is, else NOT_TESTED); a milestone none of whose requirements
     is in the run is NOT_TESTED with ``requirements: 0``, never a PASS.
     """
     by_milestone: dict[str, list[dict[str, Any]]] = {m: [] for m in MILESTONE_IDS}
@@ -30,11 +30,16 @@ def milestone_rollup(requirements: list[dict[str, Any]]) -> list[dict[str, Any]]
     for m in load_milestones():
         reqs = by_milestone[m.id]
         verdicts = [Verdict(r["verdict"]) for r in reqs]
-        applicable = [v for v in verdicts if v is not Verdict.NOT_APPLICABLE]
+        # As for the run's result: NOT_APPLICABLE never counts, and NOT_TESTED only on a MUST
+        # (an untested MAY such as CHN-009 does not hold a milestone back).
+        applicable = [Verdict(r["verdict"]) for r in reqs
+                      if r["verdict"] != "NOT_APPLICABLE"
+                      and not (r["verdict"] == "NOT_TESTED" and r.get("level", "MUST") != "MUST")]
         if not verdicts:
             verdict = Verdict.NOT_TESTED
         elif not applicable:
-            verdict = Verdict.NOT_APPLICABLE
+            verdict = (Verdict.NOT_APPLICABLE if Verdict.NOT_APPLICABLE in verdicts
+                       else Verdict.NOT_TESTED)
         else:
             verdict = worst(applicable)
         out.append({

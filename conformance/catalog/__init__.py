@@ -37,6 +37,7 @@ __all__ = [
     "dump_catalog",
     "load_catalog",
     "load_milestones",
+    "meaning_changes",
     "parse_spec",
     "parse_spec_milestones",
     "requirements_at",
@@ -251,9 +252,24 @@ def load_catalog(path: str | Path | None = None, *, include_withdrawn: bool = Fa
 
 
 def requirements_at(version: str, path: str | Path | None = None) -> list[Requirement]:
-    """The requirements that made up profile ``version`` (for verifying an older report)."""
-    _semver(version)
+    """The requirements that made up profile ``version`` (for verifying an older report).
+
+    A version newer than the catalog's is refused: this kit cannot know what it required.
+    """
+    if _semver(version) > _semver(catalog_profile_version(path)):
+        raise CatalogError(f"profile version {version} is newer than this kit's catalog "
+                           f"({catalog_profile_version(path)})")
     return [r for r in load_catalog(path, include_withdrawn=True) if r.active_at(version)]
+
+
+def meaning_changes(old: str, new: str, path: str | Path | None = None) -> list[dict[str, Any]]:
+    """Requirements withdrawn after ``old`` up to ``new`` (their meaning changed or they went),
+    each with the version that withdrew it and its replacements, in catalog order."""
+    lo, hi = sorted((_semver(old), _semver(new)))
+    return [{"id": r.id, "withdrawn": r.withdrawn, "replaced_by": list(r.replaced_by),
+             "title": r.title}
+            for r in load_catalog(path, include_withdrawn=True)
+            if r.withdrawn and lo < _semver(r.withdrawn) <= hi]
 
 
 def load_milestones(path: str | Path | None = None) -> list[Milestone]:

@@ -43,11 +43,39 @@ def load_report(path: Path) -> dict:
     return report
 
 
-def compare(a: dict, b: dict) -> dict:
+def _version(report: dict) -> str:
+    prof = report.get("profile")
+    return str(prof.get("version", "")) if isinstance(prof, dict) else ""
+
+
+def meaning(a: dict, b: dict, catalog: str | Path | None = None) -> dict:
+    """What changed meaning between the profile versions of two reports: the catalog's
+    withdrawn-and-replaced requirements between them, and any ID whose text differs between
+    the reports (which the versioning rules forbid, so it is flagged)."""
+    from ..catalog import CatalogError, meaning_changes
+
+    va, vb = _version(a), _version(b)
+    changes: list[dict] = []
+    note = ""
+    if va and vb and va != vb:
+        try:
+            changes = meaning_changes(va, vb, catalog)
+        except CatalogError as exc:
+            note = str(exc)
+    ta = {r["id"]: r.get("text") for r in a["requirements"]}
+    tb = {r["id"]: r.get("text") for r in b["requirements"]}
+    reworded = sorted(i for i in set(ta) & set(tb)
+                      if isinstance(ta[i], str) and isinstance(tb[i], str)
+                      and " ".join(ta[i].split()) != " ".join(tb[i].split()))
+    return {"from": va, "to": vb, "changed_meaning": changes, "text_changed": reworded, "note": note}
+
+
+def compare(a: dict, b: dict, catalog: str | Path | None = None) -> dict:
     va = {r["id"]: r["verdict"] for r in a["requirements"]}
     vb = {r["id"]: r["verdict"] for r in b["requirements"]}
     common = sorted(set(va) & set(vb))
     return {
+        "profile_version": meaning(a, b, catalog),
         "newly_failing": [i for i in common if vb[i] in _BAD and va[i] not in _BAD],
         "newly_passing": [i for i in common if vb[i] == "PASS" and va[i] != "PASS"],
         "changed": [{"id": i, "from": va[i], "to": vb[i]} for i in common if va[i] != vb[i]],
@@ -72,4 +100,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"{title} ({len(diff[key])}): {', '.join(diff[key]) or '-'}")
         for c in diff["changed"]:
             print(f"  {c['id']}: {c['from']} -> {c['to']}")
+        pv = diff["profile_version"]
+        if pv["from"] != pv["to"]:
+            print(f"profile version: {pv['from'] or '?'} -> {pv['to'] or '?'}"
+                  + (f" ({pv['note']})" if pv["note"] else ""))
+            print(f"changed meaning ({len(pv['changed_meaning'])}): "
+                  + (", ".join(f"{c['id']} (withdrawn {c['withdrawn']}, now "
+                               f"{', '.join(c['replaced_by']) or 'gone'})" for c in pv["changed_meaning"])
+                     or "-"))
+        if pv["text_changed"]:
+            print(f"same ID, different text ({len(pv['text_changed'])}; the versioning rules "
+                  f"forbid this): {', '.join(pv['text_changed'])}")
     return 1 if diff["newly_failing"] else 0

@@ -185,8 +185,14 @@ def verify(bundle: Path, *, profile: str | None = None, public_key: Path | None 
                           f"{','.join(selection.get('provenance', []))}), not a whole-profile run")
     from ..profile import ProfileError, load_profile
 
+    from ..catalog import CatalogError, requirements_at
+
+    try:  # the requirements of the version the report was made under (IDs never change meaning)
+        catalog = requirements_at(str(report["profile"]["version"]))
+    except CatalogError as exc:
+        raise VerifyError(EXIT_INCOMPLETE, f"report.json names an unknown profile version: {exc}") from exc
     try:
-        prof = load_profile(profile or report["profile"]["name"])
+        prof = load_profile(profile or report["profile"]["name"], catalog=catalog)
     except ProfileError as exc:
         raise VerifyError(EXIT_USAGE, str(exc).splitlines()[0] if str(exc) else "unknown profile") from exc
     got = {r["id"]: r for r in report["requirements"]}

@@ -505,6 +505,10 @@ def _decoded_fields(req: EnlistRequest) -> dict[str, bytes]:
     return out
 
 
+#: The interop protocol version of profiles 1.0.0 and 1.1.0 (spec §3).
+PROTOCOL_VERSION = "1.0.0"
+
+
 @requirement("ENL-001")
 def test_enlistment_is_a_form_post_with_exactly_the_nine_fields(kit: Kit, harness, evidence):
     att = _enlistment_forms(kit, harness, evidence)
@@ -606,7 +610,7 @@ def test_enlistment_signed_pre_key_signature_verifies(kit: Kit, harness, evidenc
 def test_enlistment_token_and_version(kit: Kit, harness, evidence):
     a = _enlistment_forms(kit, harness, evidence)
     b = _enlistment_forms(kit, harness, evidence)
-    version = kit.profile.profile_version
+    version = PROTOCOL_VERSION  # ENL-005's text names it; spec §3: 1.1.0 kept the wire version
     problems = []
     subs = {}
     for att in (a, b):

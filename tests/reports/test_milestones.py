@@ -56,6 +56,12 @@ def test_rollup_edge_cases():
     err = milestone_rollup([{"id": "CON-001", "milestone": "M6", "verdict": "PASS"},
                             {"id": "CON-002", "milestone": "M6", "verdict": "ERROR"}])
     assert err[5]["verdict"] == "ERROR" and err[5]["failing"] == ["CON-002"]
+    may = milestone_rollup([{"id": "CHN-008", "milestone": "M2", "verdict": "PASS", "level": "MUST"},
+                            {"id": "CHN-009", "milestone": "M2", "verdict": "NOT_TESTED", "level": "MAY"}])
+    assert may[1]["verdict"] == "PASS" and may[1]["by_verdict"]["NOT_TESTED"] == 1
+    must = milestone_rollup([{"id": "CHN-008", "milestone": "M2", "verdict": "NOT_TESTED", "level": "MUST"},
+                             {"id": "CHN-009", "milestone": "M2", "verdict": "PASS", "level": "MAY"}])
+    assert must[1]["verdict"] == "NOT_TESTED"
     assert by_id["CON-001"].milestone == "M6"
 
 

@@ -133,7 +133,7 @@ def test_loader_rejects_invalid_catalogs(tmp_path: Path, mutate: Any) -> None:
 
 
 def test_profile_versions_agree() -> None:
-    assert catalog_profile_version() == spec_profile_version() == "1.0.0"
+    assert catalog_profile_version() == spec_profile_version() == "1.1.0"
 
 
 def test_same_ids_in_spec_and_catalog() -> None:
