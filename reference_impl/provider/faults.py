@@ -152,6 +152,15 @@ _ALL = [
        "Every one-time pre-key batch restarts at id 1, reusing ids."),
     _f("no_prekey_replenish", "e2e", "E2E-020",
        "The `low_pre_keys` notification is ignored."),
+    # e2e, issue 13 (every MUST proved by a fault)
+    _f("one_time_prekey_kept", "e2e", "E2E-003",
+       "One-time pre-keys are kept after their first use, so a second session on one opens."),
+    _f("reply_quote_dropped", "e2e", "E2E-012",
+       "A received reply is surfaced as plain text; its quoted message id and sender are dropped."),
+    _f("reaction_arrival_order", "e2e", "E2E-013",
+       "The reaction received last wins, whatever its `sender_timestamp_ms`."),
+    _f("revoke_by_anyone", "e2e", "E2E-014",
+       "A revoke is applied to the target found by id in the conversation, whoever sent it."),
     # -- media (client) ----------------------------------------------------------------------
     _f("media_key_reuse", "media-client", "MED-001",
        "One media key per user is derived once and reused for every attachment."),
