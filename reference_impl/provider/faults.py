@@ -74,6 +74,9 @@ _ALL = [
        "Any authenticated user may delete any blob."),
     _f("media_upload_without_auth", "media-server", "MED-008",
        "Uploads are stored without checking the user JWT."),
+    # media hosting, issue 13 (every MUST proved by a fault)
+    _f("media_sniffed_gzip", "media-server", "MED-009",
+       "A blob that starts with the gzip magic bytes is served with `Content-Encoding: gzip`."),
     # -- transport ---------------------------------------------------------------------------
     _f("http2_off", "transport", "TRN-004",
        "ALPN offers only `http/1.1`: HTTP/2 is switched off."),
@@ -155,6 +158,8 @@ _ALL = [
     # e2e, issue 13 (every MUST proved by a fault)
     _f("one_time_prekey_kept", "e2e", "E2E-003",
        "One-time pre-keys are kept after their first use, so a second session on one opens."),
+    _f("skip_window_1000", "e2e", "E2E-005",
+       "Pairwise decryption skips at most 1000 message keys (the profile allows 2000)."),
     _f("reply_quote_dropped", "e2e", "E2E-012",
        "A received reply is surfaced as plain text; its quoted message id and sender are dropped."),
     _f("reaction_arrival_order", "e2e", "E2E-013",
@@ -181,6 +186,11 @@ _ALL = [
        "Messages from blocked users are surfaced."),
     _f("no_deletion_on_opt_out", "consent", "CON-008",
        "Opting out only disconnects; no deletion request is sent."),
+    # consent, issue 13 (every MUST proved by a fault)
+    _f("block_sent_on_reconnect_only", "consent", "CON-005",
+       "A block or unblock made while connected is sent to G only at the next reconnection."),
+    _f("blocklist_answer_not_applied", "consent", "CON-006",
+       "G's `blocklist_get` answer is read but its users are not treated as blocked."),
     _f("no_backoff", "consent", "CON-010",
        "A stanza refused with `rate_limited` is resent at once."),
     _f("no_reenlistment", "consent", "CON-011",
@@ -196,6 +206,9 @@ _ALL = [
        "A group message without a usable sender key is dropped without a retry receipt."),
     _f("group_receipt_without_group_id", "groups", "GRP-008",
        "Delivery and read receipts for group messages are sent without the `group_id`."),
+    # groups, issue 13 (every MUST proved by a fault)
+    _f("group_skip_window_1000", "groups", "GRP-004",
+       "Group decryption skips at most 1000 chain iterations (the profile allows 2000)."),
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}

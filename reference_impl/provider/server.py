@@ -235,6 +235,8 @@ class ProviderServer:
         size = len(data)
         ctype = "image/jpeg" if self.faults.on("media_wrong_content_type") else "application/octet-stream"
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-transform"}
+        if self.faults.on("media_sniffed_gzip") and data[:2] == b"\x1f\x8b":
+            headers["Content-Encoding"] = "gzip"
         status, body = 200, data
         rng = request.headers.get("range")
         if rng is not None:

@@ -102,7 +102,8 @@ class ConnectionMixin(ClientBase):
         blocked = set(self.state["blocked"])
         if self.state["needs_blocklist"]:
             pending_removes = {op["peer"] for op in self.state["block_ops"] if op["op"] == "remove"}
-            blocked |= set(answer.blocklist.users) - pending_removes
+            if not self.faults.on("blocklist_answer_not_applied"):
+                blocked |= set(answer.blocklist.users) - pending_removes
             self.state["blocked"] = sorted(blocked)
             self.state["needs_blocklist"] = False
         if self.state["needs_pre_keys"]:
