@@ -82,6 +82,11 @@ _ALL = [
        "ALPN offers only `http/1.1`: HTTP/2 is switched off."),
     _f("tls_cbc_ciphers", "transport", "TRN-003",
        "TLS 1.2 also offers CBC and static-RSA cipher suites."),
+    # transport, issue 13 (every MUST proved by a fault)
+    _f("tls_legacy_versions", "transport", "TRN-001 TRN-003",
+       "A legacy OpenSSL profile: TLS 1.0 and 1.1 are accepted, with the CBC suites they need."),
+    _f("chat_no_hostname_check", "transport", "TRN-006",
+       "The chat-channel TLS connection checks G's chain but not its host name."),
     # -- enlistment --------------------------------------------------------------------------
     _f("enlist_signature_by_authkey", "enlistment", "ENL-004",
        "The enlistment `e_skey_sig` is made with the Noise authkey instead of the identity key."),

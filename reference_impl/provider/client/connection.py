@@ -43,6 +43,8 @@ class ConnectionMixin(ClientBase):
         gk = self.gatekeeper()
         if gk.ca_certificates:
             ctx.load_verify_locations(cadata=gk.ca_certificates)
+        if self.faults.on("chat_no_hostname_check"):
+            ctx.check_hostname = False
         return ctx
 
     async def connect(self) -> None:
