@@ -136,6 +136,10 @@ def _require_whole_blob(res: HttpResult, blob: bytes, what: str) -> None:
         fail(f"{what}: the body byte-identical to the uploaded blob ({len(blob)} bytes)",
              f"{len(res.body)} bytes, {'different content' if len(res.body) == len(blob) else 'other length'}"
              f"{', Content-Encoding ' + res.headers['content-encoding'] if 'content-encoding' in res.headers else ''}")
+    encoding = res.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":  # a client would decode the bytes: G would get another blob
+        fail(f"{what}: the blob served as is, without a content coding",
+             f"Content-Encoding {quote_untrusted(encoding)}")
 
 
 # -- harness polling ------------------------------------------------------------------------------

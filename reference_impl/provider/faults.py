@@ -74,11 +74,19 @@ _ALL = [
        "Any authenticated user may delete any blob."),
     _f("media_upload_without_auth", "media-server", "MED-008",
        "Uploads are stored without checking the user JWT."),
+    # media hosting, issue 13 (every MUST proved by a fault)
+    _f("media_sniffed_gzip", "media-server", "MED-009",
+       "A blob that starts with the gzip magic bytes is served with `Content-Encoding: gzip`."),
     # -- transport ---------------------------------------------------------------------------
     _f("http2_off", "transport", "TRN-004",
        "ALPN offers only `http/1.1`: HTTP/2 is switched off."),
     _f("tls_cbc_ciphers", "transport", "TRN-003",
        "TLS 1.2 also offers CBC and static-RSA cipher suites."),
+    # transport, issue 13 (every MUST proved by a fault)
+    _f("tls_legacy_versions", "transport", "TRN-001 TRN-003",
+       "A legacy OpenSSL profile: TLS 1.0 and 1.1 are accepted, with the CBC suites they need."),
+    _f("chat_no_hostname_check", "transport", "TRN-006",
+       "The chat-channel TLS connection checks G's chain but not its host name."),
     # -- enlistment --------------------------------------------------------------------------
     _f("enlist_signature_by_authkey", "enlistment", "ENL-004",
        "The enlistment `e_skey_sig` is made with the Noise authkey instead of the identity key."),
@@ -160,6 +168,15 @@ _ALL = [
        "Every one-time pre-key batch restarts at id 1, reusing ids."),
     _f("no_prekey_replenish", "e2e", "E2E-020",
        "The `low_pre_keys` notification is ignored."),
+    # e2e, issue 13 (every MUST proved by a fault)
+    _f("one_time_prekey_kept", "e2e", "E2E-003",
+       "One-time pre-keys are kept after their first use, so a second session on one opens."),
+    _f("skip_window_1000", "e2e", "E2E-005",
+       "Pairwise decryption skips at most 1000 message keys (the profile allows 2000)."),
+    _f("reply_quote_dropped", "e2e", "E2E-012",
+       "A received reply is surfaced as plain text; its quoted message id and sender are dropped."),
+    _f("reaction_arrival_order", "e2e", "E2E-013",
+       "The reaction received last wins, whatever its `sender_timestamp_ms`."),
     # -- media (client) ----------------------------------------------------------------------
     _f("media_key_reuse", "media-client", "MED-001",
        "One media key per user is derived once and reused for every attachment."),
@@ -182,6 +199,11 @@ _ALL = [
        "Messages from blocked users are surfaced."),
     _f("no_deletion_on_opt_out", "consent", "CON-008",
        "Opting out only disconnects; no deletion request is sent."),
+    # consent, issue 13 (every MUST proved by a fault)
+    _f("block_sent_on_reconnect_only", "consent", "CON-005",
+       "A block or unblock made while connected is sent to G only at the next reconnection."),
+    _f("blocklist_answer_not_applied", "consent", "CON-006",
+       "G's `blocklist_get` answer is read but its users are not treated as blocked."),
     _f("no_backoff", "consent", "CON-010",
        "A stanza refused with `rate_limited` is resent at once."),
     _f("no_reenlistment", "consent", "CON-011",
@@ -197,6 +219,9 @@ _ALL = [
        "A group message without a usable sender key is dropped without a retry receipt."),
     _f("group_receipt_without_group_id", "groups", "GRP-008",
        "Delivery and read receipts for group messages are sent without the `group_id`."),
+    # groups, issue 13 (every MUST proved by a fault)
+    _f("group_skip_window_1000", "groups", "GRP-004",
+       "Group decryption skips at most 1000 chain iterations (the profile allows 2000)."),
     # -- load (judged by `conformance load`, tests/load; not by the pytest suite) -------------
     _f("push_global_lock", "load", "LOAD-001 LOAD-002",
        "The push handler serialises on one global lock, holding it for 50 ms of work per push."),

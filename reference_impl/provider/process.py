@@ -111,7 +111,8 @@ class ReferenceProvider:
         if tls:
             files: TlsFiles = ensure_certificates(config.data_dir / "tls", [host])
             tls_ctx = server_context(files, http2=not app.faults.on("http2_off"),
-                                     cbc_ciphers=app.faults.on("tls_cbc_ciphers"))
+                                     cbc_ciphers=app.faults.on("tls_cbc_ciphers"),
+                                     legacy_versions=app.faults.on("tls_legacy_versions"))
             self.ca_certificate = files.ca_cert
             app.own_ca = files.ca_cert.read_text()
         connect_host = host if host not in ("0.0.0.0", "::") else "127.0.0.1"

@@ -266,6 +266,10 @@ class ProviderServer:
             size = len(data)
         ctype = "image/jpeg" if self.faults.on("media_wrong_content_type") else "application/octet-stream"
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-transform"}
+        if self.faults.on("media_sniffed_gzip"):  # a blob that happens to start like gzip
+            with path.open("rb") as f:
+                if f.read(2) == b"\x1f\x8b":
+                    headers["Content-Encoding"] = "gzip"
         status, start, stop = 200, 0, size
         rng = request.headers.get("range")
         if rng is not None:

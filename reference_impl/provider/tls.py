@@ -43,13 +43,17 @@ def ensure_certificates(directory: Path, hosts: list[str]) -> TlsFiles:
     return files
 
 
-def server_context(files: TlsFiles, *, http2: bool = True, cbc_ciphers: bool = False) -> ssl.SSLContext:
+def server_context(files: TlsFiles, *, http2: bool = True, cbc_ciphers: bool = False,
+                   legacy_versions: bool = False) -> ssl.SSLContext:
     """TLS 1.2+ with ECDHE + AEAD only (TRN-001..TRN-003), ALPN h2 and http/1.1 (TRN-004)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
     if cbc_ciphers:  # fault tls_cbc_ciphers
         ciphers += ":ECDHE+AES+SHA:AES128-SHA:AES256-SHA"
+    if legacy_versions:  # fault tls_legacy_versions
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ciphers += ":ECDHE+AES+SHA:AES128-SHA:AES256-SHA:@SECLEVEL=0"
     ctx.set_ciphers(ciphers)
     ctx.options |= ssl.OP_NO_COMPRESSION
     ctx.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])

@@ -43,6 +43,8 @@ class ConnectionMixin(ClientBase):
         gk = self.gatekeeper()
         if gk.ca_certificates:
             ctx.load_verify_locations(cadata=gk.ca_certificates)
+        if self.faults.on("chat_no_hostname_check"):
+            ctx.check_hostname = False
         return ctx
 
     async def connect(self) -> None:
@@ -102,7 +104,8 @@ class ConnectionMixin(ClientBase):
         blocked = set(self.state["blocked"])
         if self.state["needs_blocklist"]:
             pending_removes = {op["peer"] for op in self.state["block_ops"] if op["op"] == "remove"}
-            blocked |= set(answer.blocklist.users) - pending_removes
+            if not self.faults.on("blocklist_answer_not_applied"):
+                blocked |= set(answer.blocklist.users) - pending_removes
             self.state["blocked"] = sorted(blocked)
             self.state["needs_blocklist"] = False
         if self.state["needs_pre_keys"]:

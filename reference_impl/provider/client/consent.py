@@ -86,7 +86,7 @@ class ConsentMixin(ClientBase):
         self.state["blocked"] = sorted(current)
         self.state["block_ops"].append({"op": "add" if blocked else "remove", "peer": peer})
         self.save()
-        if self.connected:
+        if self.connected and not self.faults.on("block_sent_on_reconnect_only"):
             self.spawn(self._flush_block_ops_quietly())
 
     async def _flush_block_ops_quietly(self) -> None:

@@ -92,7 +92,8 @@ class ContentMixin(ClientBase):
         elif which == "extended_text":
             et = content.extended_text
             item.update(kind="text", text=et.text)
-            if et.HasField("context_info") and et.context_info.quoted_message_id:
+            if (et.HasField("context_info") and et.context_info.quoted_message_id
+                    and not self.faults.on("reply_quote_dropped")):
                 item.update(kind="reply", quoted_message_id=et.context_info.quoted_message_id,
                             quoted_sender=et.context_info.quoted_sender)
         elif which in MEDIA_FIELDS:
@@ -128,7 +129,7 @@ class ContentMixin(ClientBase):
         reactions = {x["sender"]: x for x in target.get("reactions", [])}
         prev = reactions.get(sender)
         ts = int(r.sender_timestamp_ms)
-        if prev is not None and prev.get("_ts", 0) > ts:
+        if prev is not None and prev.get("_ts", 0) > ts and not self.faults.on("reaction_arrival_order"):
             return  # E2E-013: the latest sender_timestamp_ms wins
         if r.emoji:
             reactions[sender] = {"sender": sender, "emoji": r.emoji, "_ts": ts}

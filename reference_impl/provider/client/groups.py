@@ -59,7 +59,8 @@ class GroupsMixin(ClientBase):
             return  # redelivery of something already surfaced
         try:
             plain = e2e.group_decrypt(self.store, gid, sender, m.ciphertext, self.faults,
-                                      max_forward_jumps=PROFILE_MAX_SKIPPED_KEYS)
+                                      max_forward_jumps=1000 if self.faults.on("group_skip_window_1000")
+                                      else PROFILE_MAX_SKIPPED_KEYS)
             content = cpb.Message.FromString(e2e.unpad(plain, self.faults))
         except DuplicateMessageError:
             return  # a replay is dropped silently

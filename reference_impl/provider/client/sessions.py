@@ -66,16 +66,20 @@ class SessionsMixin(ClientBase):
             return  # redelivery of something already surfaced (e.g. after a restart)
         msg_type = {pb.ENC_TYPE_PKMSG: "pkmsg", pb.ENC_TYPE_MSG: "msg"}.get(m.type, "?")
         digest = hashlib.sha256(m.ciphertext).hexdigest()
+        window = 1000 if self.faults.on("skip_window_1000") else PROFILE_MAX_SKIPPED_KEYS
+        kept = dict(self.store.pre_keys) if self.faults.on("one_time_prekey_kept") else None
         try:
             try:
                 plain = session.decrypt(self.store, sender, msg_type, m.ciphertext,
-                                        max_forward_jumps=PROFILE_MAX_SKIPPED_KEYS)
+                                        max_forward_jumps=window)
             except UntrustedIdentityError as exc:
                 # E2E-019: surface the change before any message under the new identity.
                 self.identity_changed(sender, exc.identity_key)
                 self.store.trust_identity(sender, PublicKey.from_bytes(exc.identity_key))
                 plain = session.decrypt(self.store, sender, msg_type, m.ciphertext,
-                                        max_forward_jumps=PROFILE_MAX_SKIPPED_KEYS)
+                                        max_forward_jumps=window)
+            if kept is not None:  # the bug: the used one-time pre-key is put back
+                self.store.pre_keys.update(kept)
             content_bytes = e2e.unpad(plain, self.faults)
             content = cpb.Message.FromString(content_bytes)
         except DuplicateMessageError:
