@@ -791,6 +791,37 @@ def test_un_enlisted_at_connection_leads_to_re_enlistment_before_reconnecting(ki
         _quiet_disconnect(harness, u)
 
 
+#: One day past G's 30-day inactivity limit (CON-011, S2 Part 6).
+INACTIVE_S = 31 * 86_400
+
+
+@requirement("CON-011")
+def test_thirty_days_without_a_connection_lead_to_re_enlistment(kit: Kit, harness, new_user):
+    # Not scripted: G's own inactivity rule refuses the login once 31 days passed on G's clock
+    # since its last connection. Only this check's offline login ages (Script.age_offline), so
+    # the worker's shared clock, other logins and provider tokens are untouched.
+    u = new_user()
+    start = kit.mark()
+    harness.disconnect(u.handle, wake_on_push=False)
+    if kit.call(kit.gk.is_connected, u.login, area=AREA):
+        kit.expect("the client to close its connection when the harness takes it offline",
+                   since=start, kind="disconnected", login=u.login, area=AREA)
+    old_tokens = _presented(kit, u.login)
+    kit.call(kit.gk.script.age_offline, u.login, INACTIVE_S, area=AREA)
+    start = kit.mark()
+    try:
+        try:
+            harness.connect(u.handle)
+        except HarnessError:
+            pass  # 502 connect-failed (reason un_enlisted) is expected; re-enlisting inside is too
+        refused = kit.expect("G refuses the login inactive for 31 days with un_enlisted",
+                             since=start, kind="handshake_failed", login=u.login,
+                             reason="un_enlisted", area=AREA)
+        _reenlisted(kit, u, refused["seq"] + 1, old_tokens, time.time())
+    finally:
+        _quiet_disconnect(harness, u)
+
+
 def _quiet_disconnect(harness: HarnessClient, u: ProviderUser) -> None:
     """Stop a client the check left reconnecting (it would disturb the next checks)."""
     try:
