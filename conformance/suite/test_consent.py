@@ -39,6 +39,8 @@ from conformance.verdicts import fail, not_tested
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
 requirement = pytest.mark.requirement
+#: Part of the verdict rests on the provider harness' word (inbox, events) alone.
+harness_attested = pytest.mark.harness_attested
 AREA = "consent"
 #: The spec's network slack on top of every time limit (§2).
 SLACK_S = 2.0
@@ -251,6 +253,7 @@ def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_
 
 
 # -- CON-002: not opted in -------------------------------------------------------------------------
+@harness_attested
 @requirement("CON-002")
 def test_not_opted_in_is_reported_and_not_resent(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user("not_opted_in")
@@ -273,6 +276,7 @@ def test_not_opted_in_is_reported_and_not_resent(kit: Kit, harness, new_user, g_
 
 
 # -- CON-004: consent revoked ----------------------------------------------------------------------
+@harness_attested
 @requirement("CON-004")
 def test_consent_revoked_stops_queued_and_new_messages_and_is_surfaced(kit: Kit, harness, new_user,
                                                                        g_user):
@@ -379,6 +383,7 @@ def test_block_while_offline_is_sent_on_reconnection(kit: Kit, harness, new_user
 
 
 # -- CON-006: blocklist synchronisation --------------------------------------------------------------
+@harness_attested
 @requirement("CON-006")
 def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harness, new_user, g_user):
     u = new_user(connect=False)
@@ -421,6 +426,7 @@ def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harnes
 
 
 # -- CON-007: blocked users ------------------------------------------------------------------------
+@harness_attested
 @requirement("CON-007")
 def test_nothing_from_a_blocked_user_is_surfaced(kit: Kit, harness, new_user, g_user):
     u, g, other = new_user(), g_user(), g_user()
@@ -701,12 +707,14 @@ def _rate_limit_run(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUse
         fail("no reconnection to evade the rate limit", _describe(reconnects[0]))
 
 
+@harness_attested
 @requirement("CON-010")
 def test_rate_limited_waits_retry_after_ms(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user()
     _rate_limit_run(kit, harness, u, g, [1200], 1200)
 
 
+@harness_attested
 @requirement("CON-010")
 def test_rate_limited_without_delay_waits_1_s_then_doubles(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user()
@@ -831,6 +839,7 @@ def _quiet_disconnect(harness: HarnessClient, u: ProviderUser) -> None:
 
 
 # -- CON-012: blocked by the recipient --------------------------------------------------------------
+@harness_attested
 @requirement("CON-012")
 def test_blocked_by_recipient_is_reported_and_not_resent(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user()
