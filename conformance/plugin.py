@@ -18,7 +18,7 @@ from . import __version__
 from .catalog import AREAS, BASES, load_catalog
 from .profile import ProfileError, load_declaration, load_profile
 from .redact import redact_known
-from .results import CheckResult, RunResults
+from .results import HARNESS_ATTESTED, CheckResult, RunResults
 from .verdicts import NOT_APPLICABLE_PREFIX, NOT_TESTED_PREFIX, CheckFailed, Verdict
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
@@ -82,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for prefix, area in AREAS.items():
         config.addinivalue_line("markers", f"{area}: checks of the {area} area ({prefix}-*)")
     config.addinivalue_line("markers", "requirement(*ids): the requirement IDs a check enforces")
+    config.addinivalue_line("markers", "harness_attested: part of the check's verdict rests on the "
+                            "provider harness' word alone (what it says it surfaced or reported)")
     if not is_conformance_run(config):
         return
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -258,6 +260,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         ("requirements", ",".join(ids)), ("verdict", verdict.value), ("message", message[:4000]),
         ("duration", str(state.get("duration", 0.0))), ("exchanges", str(exchanges)),
         ("evidence", json.dumps(evidence.entries[-500:] if evidence is not None else [])),
+        ("basis", HARNESS_ATTESTED if item.get_closest_marker("harness_attested") else "wire"),
     ]
     return report
 
@@ -304,6 +307,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         message=props.get("message", ""),
         evidence=json.loads(props.get("evidence", "[]")),
         exchanges=int(props.get("exchanges", "0")),
+        basis=props.get("basis", "wire"),
     ))
 
 

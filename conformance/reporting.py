@@ -139,6 +139,30 @@ def _provenance_text(r: dict[str, Any]) -> str:
     return f"{p['basis']}" + (f" ({detail})" if detail else "")
 
 
+_BASIS_TEXT = {
+    "harness-attested": "evidence: harness-attested — every check rests in part on the provider "
+                        "harness' word (what it says it surfaced or reported), which no wire exchange shows",
+    "mixed": "evidence: mixed — some checks rest in part on the provider harness' word",
+}
+
+
+def _basis_html(r: dict[str, Any]) -> str:
+    basis = r.get("evidence_basis")
+    if basis not in _BASIS_TEXT:
+        return ""
+    marked = [c["nodeid"].rsplit("::", 1)[-1] for c in r["checks"] if c.get("basis") == "harness-attested"]
+    return (f"<p class='meta basis' data-basis='{html.escape(basis)}'>{html.escape(_BASIS_TEXT[basis])}"
+            f" ({html.escape(', '.join(marked))})</p>")
+
+
+def _harness_only_html(ids: list[str]) -> str:
+    if not ids:
+        return ""
+    links = ", ".join(f"<a href='#{html.escape(i)}'>{html.escape(i)}</a>" for i in ids)
+    return (f"<p id='harness-attested'>{len(ids)} requirement(s) rest on the provider harness' "
+            f"word alone (harness-attested): {links}.</p>")
+
+
 def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]],
                 extra_html: str = "") -> str:
     """The report page; ``extra_html`` (already escaped, e.g. the load section of
@@ -167,7 +191,7 @@ def render_html(report: dict[str, Any], evidence: dict[str, list[dict[str, Any]]
             f"{(e(r['milestone']) + ' · ') if r.get('milestone') else ''}"
             f"{len(r['checks'])} check(s), {r['duration']:.2f} s</p>"
             + (f"<p class='meta prov' data-provenance='{e(r['provenance']['basis'])}'>provenance: "
-               f"{e(_provenance_text(r))}</p>" if r.get("provenance") else "") +
+               f"{e(_provenance_text(r))}</p>" if r.get("provenance") else "") + _basis_html(r) +
             f"<blockquote>{e(r['text'])}</blockquote>{msg}{ev}"
             f"<p class='rerun'>Rerun: <code>{e(r['rerun'])}</code></p></section>")
     attention = [r for r in report["requirements"] if r["verdict"] in ("FAIL", "ERROR", "WARN", "NOT_TESTED")]
@@ -218,6 +242,7 @@ pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-
 <tr><th>total</th>{''.join(f"<th class='n' data-verdict='{v}'>{s['by_verdict'][v]}</th>" for v in _COLOURS)}</tr></table>
 {_chart(s['by_area'])}
 <p>{s['requirements']} requirements, {s['checks']} checks.</p>
+{_harness_only_html(s.get('harness_attested', []))}
 {attention_html}
 {extra_html}
 <h2>Requirements</h2>

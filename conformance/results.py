@@ -16,9 +16,21 @@ from .catalog import BASES, Requirement
 from .milestones import milestone_rollup
 from .verdicts import Verdict, worst
 
-__all__ = ["CheckResult", "RunResults", "REPORT_FORMAT"]
+__all__ = ["CheckResult", "HARNESS_ATTESTED", "RunResults", "REPORT_FORMAT", "evidence_basis"]
 
 REPORT_FORMAT = "1.0.0"
+#: A check whose verdict rests in part on the provider harness' word alone (issue 13 §6): what
+#: the client says it surfaced to or reported to its user, which no wire exchange shows.
+HARNESS_ATTESTED = "harness-attested"
+
+
+def evidence_basis(checks: list[CheckResult]) -> str | None:
+    """A requirement's basis: ``wire`` when no check of it needs the harness' word,
+    ``harness-attested`` when every check does, ``mixed`` otherwise (None: no check ran)."""
+    bases = {c.basis for c in checks if not c.nodeid.startswith("declaration::")}
+    if not bases:
+        return None
+    return bases.pop() if len(bases) == 1 else "mixed"
 
 
 @dataclass
@@ -31,6 +43,8 @@ class CheckResult:
     #: Redacted wire log of the check: small dicts (``t``, ``kind``, ``detail``...).
     evidence: list[dict[str, Any]] = field(default_factory=list)
     exchanges: int = 0
+    #: ``wire`` or :data:`HARNESS_ATTESTED` (the check's ``harness_attested`` marker).
+    basis: str = "wire"
 
 
 @dataclass
@@ -91,7 +105,8 @@ class RunResults:
                 "area": r.area,
                 "verdict": v.value,
                 "checks": [{"nodeid": c.nodeid, "verdict": c.verdict.value,
-                            "duration": round(c.duration, 4), "exchanges": c.exchanges}
+                            "duration": round(c.duration, 4), "exchanges": c.exchanges,
+                            "basis": c.basis}
                            for c in checks],
                 "duration": round(sum(c.duration for c in checks), 4),
                 "message": failure,
@@ -101,6 +116,9 @@ class RunResults:
                                                  ("reason", r.reason)) if v},
                 "milestone": r.milestone,
             })
+            basis = evidence_basis(checks)
+            if basis is not None:
+                reqs[-1]["evidence_basis"] = basis
         summary = Counter(v.value for v in verdicts.values())
         return {
             "format": REPORT_FORMAT,
@@ -125,6 +143,8 @@ class RunResults:
                 "checks": len(self.checks),
                 "by_verdict": {v.value: summary.get(v.value, 0) for v in Verdict},
                 "by_area": {a: {v.value: c.get(v.value, 0) for v in Verdict} for a, c in sorted(per_area.items())},
+                "harness_attested": [r["id"] for r in reqs
+                                     if r.get("evidence_basis") == HARNESS_ATTESTED],
             },
             "requirements": reqs,
         }

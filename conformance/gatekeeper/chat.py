@@ -63,6 +63,10 @@ class ChatSession:
         self.request_ids: deque[str] = deque(maxlen=gk.settings.remembered_ids)
         self._reader: asyncio.Task[None] | None = None
         self._hs: asyncio.Task[None] | None = None
+        #: How far the Noise handshake got (logged when its total deadline ends it). The ASGI
+        #: server hands over whole messages only: a message still trickling in fragments looks
+        #: like silence here, so the stages count complete messages.
+        self._hs_stage = "WebSocket accepted, waiting for handshake message 1"
 
     # -- logging helpers --------------------------------------------------------------------------
     def log(self, kind: str, **detail: Any) -> None:
@@ -104,7 +108,10 @@ class ChatSession:
                 raise self._reader.exception()  # type: ignore[misc]
         except TimeoutError:
             reason = "handshake timeout"
-            self.log("handshake_failed", reason="timeout", requirement="CHN-002")
+            # The deadline is total (issue 13 §1): however slowly the peer trickles, it ends
+            # here; the event says how far the handshake got.
+            self.log("handshake_failed", reason="timeout", requirement="CHN-002",
+                     got_to=self._hs_stage, deadline_s=self.gk.settings.handshake_timeout_s)
             try:
                 await self._close(1008, "handshake timeout")
             except _Closed:
@@ -150,7 +157,9 @@ class ChatSession:
                 raise ChannelError(f"first handshake message is {len(msg1)} bytes, not {_MSG1_SIZE} "
                                    "(an ephemeral key and an empty payload)")
             await self._send({"type": "websocket.send", "bytes": responder.respond(msg1)})
+            self._hs_stage = "message 2 sent, waiting for handshake message 3"
             msg3 = await self._frame()
+            self._hs_stage = "message 3 received, authenticating"
             payload = responder.finish(msg3)
         except ChannelError as exc:
             self.log("handshake_failed", reason="noise", detail=str(exc), requirement="CHN-002")

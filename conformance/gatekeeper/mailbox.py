@@ -57,6 +57,19 @@ class Mailbox:
         box = self._boxes.get(login)
         return box.pop(stanza_id, None) if box else None
 
+    def age(self, login: str, seconds: float) -> int:
+        """Move the login's entries ``seconds`` into the past, with the ``timestamp_ms`` G stamped
+        on them, as if they had been queued that much earlier; returns how many. Why: one login's
+        time can pass without moving the shared clock (see ``Script.age_offline``)."""
+        box = self._boxes.get(login, {})
+        for e in box.values():
+            e.enqueued_at -= seconds
+            body = e.stanza.WhichOneof("body")
+            inner = getattr(e.stanza, body) if body else None
+            if inner is not None and "timestamp_ms" in inner.DESCRIPTOR.fields_by_name:
+                inner.timestamp_ms = max(0, inner.timestamp_ms - int(seconds * 1000))
+        return len(box)
+
     def count(self, login: str) -> int:
         return len(self._boxes.get(login, {}))
 

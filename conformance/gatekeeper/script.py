@@ -202,6 +202,25 @@ class Script:
         session.close_soon(1001, "forced offline")
         return True
 
+    def age_offline(self, login: str, seconds: float) -> int:
+        """Let ``seconds`` pass for one offline login only: its last connection and its mailbox
+        entries (with the ``timestamp_ms`` G stamped) move that far into the past, so G's 30-day
+        rules (CON-011 inactivity, CHN-012 retention) judge it as if the clock had advanced.
+        Why not ``gk.clock.advance``: one simulator serves every check of a worker, and the
+        shared clock would age every other login and expire every provider token issued on
+        wall time. Returns the number of mailbox entries aged."""
+        if not seconds >= 0:
+            raise ValueError(f"time only moves forward, not by {seconds!r} s")
+        if login in self._gk.sessions:
+            raise ValueError(f"{login} is connected: only an offline login's time can pass alone")
+        acct = self._gk.accounts.get(login)
+        if acct is not None:
+            acct.last_seen -= seconds
+        aged = self._gk.mailbox.age(login, seconds)
+        self._note("age_offline", login, seconds=seconds, mailbox_entries=aged,
+                   enlisted=acct is not None)
+        return aged
+
     async def ping(self, login: str, timeout: float = 10.0) -> float:
         """Send ``ping`` now; returns the round-trip in seconds (CHN-008). Raises TimeoutError."""
         session = self._gk.sessions[login]

@@ -47,6 +47,8 @@ from reference_impl.wire import stanzas_pb2 as pb
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
 requirement = pytest.mark.requirement
+#: Part of the verdict rests on the provider harness' word (inbox, events) alone.
+harness_attested = pytest.mark.harness_attested
 AREA = "channel"
 Event = dict[str, Any]
 
@@ -550,20 +552,18 @@ def _poll_inbox(kit: Kit, harness: HarnessClient, user: ProviderUser, peer: str,
                     login=user.login, area=AREA, step=1.0)
 
 
-@requirement("CHN-012")
-def test_offline_mailbox_is_surfaced_once_in_order(kit: Kit, harness: HarnessClient, new_user,
-                                                   g_user):
-    user, g = new_user(), g_user()
-    _offline(kit, harness, user, wake_on_push=False)
-    mark = kit.mark()
-    ids = [_send_from_g(kit, g, user.login, f"chn-012 offline {i}") for i in range(3)]
+def _mailbox_surfaced(kit: Kit, harness: HarnessClient, user: ProviderUser, g: SimUser,
+                      ids: list[str], mark: int) -> None:
+    """Reconnect; every mailbox message is acknowledged, then surfaced exactly once in the order
+    of the ``timestamp_ms`` G delivered it with (CHN-012)."""
     _connect(kit, harness, user, "the client to reconnect and receive its mailbox")
     for mid in ids:
         _wait(kit, f"the mailbox message {mid} acknowledged after reconnecting", since=mark,
               login=user.login, kind="message_delivered", id=mid)
-    stamps = {e["detail"]["id"]: e["detail"].get("timestamp_ms") or 0
-              for e in kit.events(since=mark, kind="stanza_sent", login=user.login)
-              if e["detail"].get("id") in ids}
+    stamps: dict[str, int] = {}
+    for e in kit.events(since=mark, kind="stanza_sent", login=user.login):
+        if e["detail"].get("id") in ids:  # the last delivery counts (what the client got)
+            stamps[e["detail"]["id"]] = e["detail"].get("timestamp_ms") or 0
     items = _poll_inbox(kit, harness, user, g.id, ids)
     shown: list[str] = [i["message_id"] for i in items if i.get("message_id") in ids]
     missing = [m for m in ids if m not in shown]
@@ -575,6 +575,40 @@ def test_offline_mailbox_is_surfaced_once_in_order(kit: Kit, harness: HarnessCli
     if ts != sorted(ts):
         fail("mailbox messages surfaced in the order of their timestamp_ms",
              f"inbox order {shown} with timestamps {ts}")
+
+
+@harness_attested
+@requirement("CHN-012")
+def test_offline_mailbox_is_surfaced_once_in_order(kit: Kit, harness: HarnessClient, new_user,
+                                                   g_user):
+    user, g = new_user(), g_user()
+    _offline(kit, harness, user, wake_on_push=False)
+    mark = kit.mark()
+    ids = [_send_from_g(kit, g, user.login, f"chn-012 offline {i}") for i in range(3)]
+    _mailbox_surfaced(kit, harness, user, g, ids, mark)
+
+
+#: Within G's 30-day retention (CHN-012) and its 30-day inactivity limit (CON-011).
+MAILBOX_AGE_S = 29 * 86_400
+
+
+@harness_attested
+@requirement("CHN-012")
+def test_mailbox_kept_29_days_is_surfaced_once_in_order(kit: Kit, harness: HarnessClient,
+                                                        new_user, g_user):
+    # G keeps the mailbox 30 days: messages queued 29 days ago on G's clock (and stamped then)
+    # are still delivered, and the client must surface them like fresh ones, before a message
+    # queued just now. Only this check's own offline login ages (Script.age_offline): the
+    # worker's shared clock, other logins and provider tokens are untouched.
+    user, g = new_user(), g_user()
+    _offline(kit, harness, user, wake_on_push=False)
+    mark = kit.mark()
+    ids = [_send_from_g(kit, g, user.login, f"chn-012 29 days ago {i}") for i in range(2)]
+    aged = kit.call(kit.gk.script.age_offline, user.login, MAILBOX_AGE_S, area=AREA)
+    if aged < len(ids):
+        raise RuntimeError(f"kit: {aged} mailbox entries aged, expected at least {len(ids)}")
+    ids.append(_send_from_g(kit, g, user.login, "chn-012 queued just now"))
+    _mailbox_surfaced(kit, harness, user, g, ids, mark)
 
 
 @requirement("CHN-013")
@@ -646,6 +680,7 @@ def test_bad_token_means_a_new_token_before_reconnecting(kit: Kit, harness: Harn
              f"({[_fp(t) for t in later]})")
 
 
+@harness_attested
 @requirement("CHN-014")
 def test_protocol_version_refusal_is_reported_and_not_retried(kit: Kit, harness: HarnessClient,
                                                               new_user):

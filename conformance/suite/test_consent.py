@@ -39,6 +39,8 @@ from conformance.verdicts import fail, not_tested
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
 requirement = pytest.mark.requirement
+#: Part of the verdict rests on the provider harness' word (inbox, events) alone.
+harness_attested = pytest.mark.harness_attested
 AREA = "consent"
 #: The spec's network slack on top of every time limit (§2).
 SLACK_S = 2.0
@@ -251,6 +253,7 @@ def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_
 
 
 # -- CON-002: not opted in -------------------------------------------------------------------------
+@harness_attested
 @requirement("CON-002")
 def test_not_opted_in_is_reported_and_not_resent(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user("not_opted_in")
@@ -273,6 +276,7 @@ def test_not_opted_in_is_reported_and_not_resent(kit: Kit, harness, new_user, g_
 
 
 # -- CON-004: consent revoked ----------------------------------------------------------------------
+@harness_attested
 @requirement("CON-004")
 def test_consent_revoked_stops_queued_and_new_messages_and_is_surfaced(kit: Kit, harness, new_user,
                                                                        g_user):
@@ -379,6 +383,7 @@ def test_block_while_offline_is_sent_on_reconnection(kit: Kit, harness, new_user
 
 
 # -- CON-006: blocklist synchronisation --------------------------------------------------------------
+@harness_attested
 @requirement("CON-006")
 def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harness, new_user, g_user):
     u = new_user(connect=False)
@@ -421,6 +426,7 @@ def test_blocklist_is_read_before_the_first_message_and_applied(kit: Kit, harnes
 
 
 # -- CON-007: blocked users ------------------------------------------------------------------------
+@harness_attested
 @requirement("CON-007")
 def test_nothing_from_a_blocked_user_is_surfaced(kit: Kit, harness, new_user, g_user):
     u, g, other = new_user(), g_user(), g_user()
@@ -701,12 +707,14 @@ def _rate_limit_run(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUse
         fail("no reconnection to evade the rate limit", _describe(reconnects[0]))
 
 
+@harness_attested
 @requirement("CON-010")
 def test_rate_limited_waits_retry_after_ms(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user()
     _rate_limit_run(kit, harness, u, g, [1200], 1200)
 
 
+@harness_attested
 @requirement("CON-010")
 def test_rate_limited_without_delay_waits_1_s_then_doubles(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user()
@@ -791,6 +799,37 @@ def test_un_enlisted_at_connection_leads_to_re_enlistment_before_reconnecting(ki
         _quiet_disconnect(harness, u)
 
 
+#: One day past G's 30-day inactivity limit (CON-011, S2 Part 6).
+INACTIVE_S = 31 * 86_400
+
+
+@requirement("CON-011")
+def test_thirty_days_without_a_connection_lead_to_re_enlistment(kit: Kit, harness, new_user):
+    # Not scripted: G's own inactivity rule refuses the login once 31 days passed on G's clock
+    # since its last connection. Only this check's offline login ages (Script.age_offline), so
+    # the worker's shared clock, other logins and provider tokens are untouched.
+    u = new_user()
+    start = kit.mark()
+    harness.disconnect(u.handle, wake_on_push=False)
+    if kit.call(kit.gk.is_connected, u.login, area=AREA):
+        kit.expect("the client to close its connection when the harness takes it offline",
+                   since=start, kind="disconnected", login=u.login, area=AREA)
+    old_tokens = _presented(kit, u.login)
+    kit.call(kit.gk.script.age_offline, u.login, INACTIVE_S, area=AREA)
+    start = kit.mark()
+    try:
+        try:
+            harness.connect(u.handle)
+        except HarnessError:
+            pass  # 502 connect-failed (reason un_enlisted) is expected; re-enlisting inside is too
+        refused = kit.expect("G refuses the login inactive for 31 days with un_enlisted",
+                             since=start, kind="handshake_failed", login=u.login,
+                             reason="un_enlisted", area=AREA)
+        _reenlisted(kit, u, refused["seq"] + 1, old_tokens, time.time())
+    finally:
+        _quiet_disconnect(harness, u)
+
+
 def _quiet_disconnect(harness: HarnessClient, u: ProviderUser) -> None:
     """Stop a client the check left reconnecting (it would disturb the next checks)."""
     try:
@@ -800,6 +839,7 @@ def _quiet_disconnect(harness: HarnessClient, u: ProviderUser) -> None:
 
 
 # -- CON-012: blocked by the recipient --------------------------------------------------------------
+@harness_attested
 @requirement("CON-012")
 def test_blocked_by_recipient_is_reported_and_not_resent(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user()

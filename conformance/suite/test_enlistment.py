@@ -75,6 +75,8 @@ from reference_impl.wire import stanzas_pb2 as pb
 from .kit import Kit
 
 requirement = pytest.mark.requirement
+#: Part of the verdict rests on the provider harness' word (inbox, events) alone.
+harness_attested = pytest.mark.harness_attested
 JWKS_PATH = "/.well-known/oauth/openid/jwks"
 MAX_TOKEN_BYTES = 4096
 MAX_LIFETIME_S = 24 * 3600
@@ -765,6 +767,7 @@ def _reported(harness: HarnessClient, handle: str, exc: HarnessError | None, aft
     return None
 
 
+@harness_attested
 @requirement("ENL-007")
 @pytest.mark.parametrize("answer", list(_FAILED_ANSWERS), ids=list(_FAILED_ANSWERS))
 def test_failed_enlistment_is_reported_and_not_used(kit: Kit, harness, evidence, answer):

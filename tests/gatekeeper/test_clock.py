@@ -82,3 +82,35 @@ async def test_mailbox_retention_follows_the_clock(gk, make_client, provider):
     ev = await gk.log.wait_for(kind="mailbox_expired", login=c.login, timeout=1)
     # the message, and the low_pre_keys notice G queued when bob took the last bundle
     assert ev["detail"]["count"] >= 1 and gk.mailbox.count(c.login) == 0
+
+
+async def test_age_offline_moves_one_logins_time_only(gk, make_client, provider):
+    """``script.age_offline``: the 30-day rules judge one offline login as if the clock had
+    advanced, while the shared clock and every other login stay where they were."""
+    c, other = await make_client(), await make_client("carol@provider.test")
+    g = await gk.create_user("bob")
+    await c.close()
+    await gk.log.wait_for(kind="disconnected", login=c.login, timeout=5)
+    with pytest.raises(ValueError):
+        gk.script.age_offline(other.login, DAY)  # connected: refused
+    before = gk.now_ms()
+    mid = g.send_text(c.login, "queued long ago")
+    await gk.log.wait_for(kind="queued", login=c.login, timeout=5)
+    offset = gk.clock.offset
+    assert gk.script.age_offline(c.login, 29 * DAY) >= 1
+    assert gk.clock.offset == offset  # the shared clock did not move
+    ack = await other.request(pb.Stanza(ping=pb.Ping()))
+    assert ack.WhichOneof("body") == "pong"
+    c.token = provider.token(c.sub, gk.config_for_provider()["audience"])
+    assert await c.connect() is None  # 29 days: still enlisted, mailbox delivered
+    got = await c.next_inbound("message")
+    assert got.id == mid and before - got.message.timestamp_ms >= 29 * DAY * 1000 - 1000
+    mark = gk.log.mark()
+    await c.close()
+    await gk.log.wait_for(kind="disconnected", login=c.login, timeout=5, since=mark)
+    gk.script.age_offline(c.login, 31 * DAY)
+    err = await c.connect()
+    assert err is not None and err.error.code == pb.ERROR_CODE_UN_ENLISTED
+    assert other.login in gk.accounts and c.login not in gk.accounts
+    with pytest.raises(ValueError):
+        gk.script.age_offline(c.login, -1)
