@@ -231,6 +231,13 @@ _ALL = [
     _f("media_whole_blob_in_memory", "load", "LOAD-007",
        "Media answers read the whole blob into memory, and keep the last 64 read, instead of "
        "streaming from storage."),
+    # -- h14: reaction revokes and typing indicators (issue 12) ------------------------------
+    _f("reaction_revoke_ignored", "e2e", "E2E-013",
+       "A received reaction with an empty emoji (a v1.0.3 reaction revoke) is dropped, so the "
+       "sender's earlier reaction stays on the message."),
+    _f("reaction_revoke_as_protocol_revoke", "e2e", "E2E-013",
+       "Removing a reaction is sent as a `protocol` REVOKE whose key names the reacted-to message "
+       "instead of a `reaction` with an empty emoji."),
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}

@@ -131,6 +131,8 @@ class ContentMixin(ClientBase):
         ts = int(r.sender_timestamp_ms)
         if prev is not None and prev.get("_ts", 0) > ts and not self.faults.on("reaction_arrival_order"):
             return  # E2E-013: the latest sender_timestamp_ms wins
+        if not r.emoji and self.faults.on("reaction_revoke_ignored") and sender != self.login:
+            return
         if r.emoji:
             reactions[sender] = {"sender": sender, "emoji": r.emoji, "_ts": ts}
         else:
@@ -212,6 +214,9 @@ class ContentMixin(ClientBase):
                 key.from_me = not key.from_me
             msg = cpb.Message(reaction=cpb.ReactionMessage(
                 key=key, emoji=req["emoji"], sender_timestamp_ms=now_ms()))
+            if not req["emoji"] and self.faults.on("reaction_revoke_as_protocol_revoke"):
+                msg = cpb.Message(protocol=cpb.ProtocolMessage(
+                    key=key, type=cpb.ProtocolMessage.REVOKE))
             item.update(kind="text", _hidden=True)
         else:
             raise ClientError(400, "bad-request", f"unknown kind {kind!r}")
