@@ -106,7 +106,9 @@ const ops = {
         const payloadEnc = client.noise.encrypt(proto.ClientPayload.encode(node).finish());
         res.send = hex(client.noise.encodeFrame(proto.HandshakeMessage.encode(
           { clientFinish: { static: keyEnc, payload: payloadEnc } }).finish()));
-        client.noise.finishInit();
+        // socket.js does not await finishInit (it is async: HKDF via WebCrypto); a frame sent
+        // before it settles would go out under the handshake key, so the adapter awaits it.
+        await client.noise.finishInit();
         client.finished = true;
       } else {
         res.nodes.push(toJson(f));
