@@ -296,6 +296,16 @@ def test_every_connection_starts_with_a_fresh_noise_handshake(kit: Kit, harness:
         fail("every connection of the login completes the handshake and decrypts",
              "; ".join(f"{e['kind']} on {e['detail'].get('conn')}: {e['detail'].get('detail') or e['detail'].get('reason')}"
                        f" ({e['detail'].get('requirement')})" for e in bad))
+    # A fresh handshake draws a fresh ephemeral ("e" is GENERATE_KEYPAIR in Noise): a client that
+    # keeps one ephemeral across connections carries handshake state from one to the next.
+    ephemerals: dict[str, list[str]] = {}
+    for e in kit.events(since=start, kind="connected", login=user.login):
+        ephemerals.setdefault(e["detail"].get("ephemeral") or "?", []).append(e["detail"].get("conn"))
+    reused = {fp: conns for fp, conns in ephemerals.items() if fp != "?" and len(conns) > 1}
+    if reused:
+        fail("a new Noise ephemeral key in the handshake of every connection",
+             "; ".join(f"ephemeral sha256:{fp} in the handshakes of connections {', '.join(map(str, c))}"
+                       for fp, c in reused.items()))
 
 
 @requirement("CHN-003")
