@@ -276,6 +276,9 @@ def test_websocket_with_subprotocol_and_binary_messages(kit: Kit, harness: Harne
 @requirement("CHN-002")
 def test_every_connection_starts_with_a_fresh_noise_handshake(kit: Kit, harness: HarnessClient,
                                                               new_user, g_user):
+    """Two connections of one login: each completes the handshake under the enlisted authkey,
+    decrypts with its own transport keys, and starts from a new ephemeral (G logs a fingerprint
+    of handshake message 1), so no handshake state carries over from one connection."""
     start = kit.mark()
     user, g = new_user(connect=False), g_user()
     expected = "a connection with a complete Noise XX handshake under the enlisted authkey"
