@@ -303,11 +303,12 @@ def test_every_connection_starts_with_a_fresh_noise_handshake(kit: Kit, harness:
     # keeps one ephemeral across connections carries handshake state from one to the next.
     ephemerals: dict[str, list[str]] = {}
     for e in kit.events(since=start, kind="connected", login=user.login):
-        ephemerals.setdefault(e["detail"].get("ephemeral") or "?", []).append(e["detail"].get("conn"))
+        d = e["detail"]
+        ephemerals.setdefault(d.get("ephemeral") or "?", []).append(str(d.get("conn")))
     reused = {fp: conns for fp, conns in ephemerals.items() if fp != "?" and len(conns) > 1}
     if reused:
         fail("a new Noise ephemeral key in the handshake of every connection",
-             "; ".join(f"ephemeral sha256:{fp} in the handshakes of connections {', '.join(map(str, c))}"
+             "; ".join(f"ephemeral sha256:{fp} in the handshakes of connections {', '.join(c)}"
                        for fp, c in reused.items()))
 
 

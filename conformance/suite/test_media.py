@@ -371,7 +371,8 @@ def test_only_the_encrypted_blob_is_uploaded_before_sending(kit: Kit, harness, n
 @requirement("MED-004")
 def test_image_video_audio_and_document_can_be_sent(kit: Kit, harness, new_user, g_user):
     _, _, sent = _send_each_type(kit, harness, new_user, g_user)  # each: accepted and delivered
-    wrong = [f"{s.asked}: sent as a `{s.media_type}` message" for s in sent if s.media_type != s.asked]
+    wrong = [f"{s.asked}: sent as a `{s.media_type}` message" for s in sent
+             if s.media_type != s.asked]
     wrong += [f"{s.asked}: mimetype {s.media.mimetype!r}" for s in sent
               if s.media.mimetype != s.options["mimetype"]]
     if wrong:
