@@ -10,6 +10,7 @@ the login's mailbox. Every failure here ends this connection only. It knows the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -175,7 +176,10 @@ class ChatSession:
             await self._refuse(exc)
         self.login, self.account = account.login, account
         self.gk.attach(self)
-        self.log("connected", peer=self.peer, protocol_version=hello.protocol_version)
+        # CHN-002: a fingerprint of the client's handshake ephemeral (message 1), so that a
+        # client reusing one ephemeral across connections can be told from a fresh handshake.
+        self.log("connected", peer=self.peer, protocol_version=hello.protocol_version,
+                 ephemeral=hashlib.sha256(bytes(msg1)).hexdigest()[:16])
 
     async def _refuse(self, exc: HandshakeRejected) -> None:
         self.log("handshake_failed", reason=code_name(exc.code), detail=exc.detail,

@@ -276,6 +276,9 @@ def test_websocket_with_subprotocol_and_binary_messages(kit: Kit, harness: Harne
 @requirement("CHN-002")
 def test_every_connection_starts_with_a_fresh_noise_handshake(kit: Kit, harness: HarnessClient,
                                                               new_user, g_user):
+    """Two connections of one login: each completes the handshake under the enlisted authkey,
+    decrypts with its own transport keys, and starts from a new ephemeral (G logs a fingerprint
+    of handshake message 1), so no handshake state carries over from one connection."""
     start = kit.mark()
     user, g = new_user(connect=False), g_user()
     expected = "a connection with a complete Noise XX handshake under the enlisted authkey"
@@ -296,6 +299,17 @@ def test_every_connection_starts_with_a_fresh_noise_handshake(kit: Kit, harness:
         fail("every connection of the login completes the handshake and decrypts",
              "; ".join(f"{e['kind']} on {e['detail'].get('conn')}: {e['detail'].get('detail') or e['detail'].get('reason')}"
                        f" ({e['detail'].get('requirement')})" for e in bad))
+    # A fresh handshake draws a fresh ephemeral ("e" is GENERATE_KEYPAIR in Noise): a client that
+    # keeps one ephemeral across connections carries handshake state from one to the next.
+    ephemerals: dict[str, list[str]] = {}
+    for e in kit.events(since=start, kind="connected", login=user.login):
+        d = e["detail"]
+        ephemerals.setdefault(d.get("ephemeral") or "?", []).append(str(d.get("conn")))
+    reused = {fp: conns for fp, conns in ephemerals.items() if fp != "?" and len(conns) > 1}
+    if reused:
+        fail("a new Noise ephemeral key in the handshake of every connection",
+             "; ".join(f"ephemeral sha256:{fp} in the handshakes of connections {', '.join(c)}"
+                       for fp, c in reused.items()))
 
 
 @requirement("CHN-003")

@@ -87,6 +87,9 @@ _ALL = [
        "A legacy OpenSSL profile: TLS 1.0 and 1.1 are accepted, with the CBC suites they need."),
     _f("chat_no_hostname_check", "transport", "TRN-006",
        "The chat-channel TLS connection checks G's chain but not its host name."),
+    _f("cleartext_on_tls_port", "transport", "TRN-005",
+       "The server port also speaks plain HTTP (TLS and cleartext told apart by the first byte): "
+       "JWKS, push and media are served without TLS too."),
     # -- enlistment --------------------------------------------------------------------------
     _f("enlist_signature_by_authkey", "enlistment", "ENL-004",
        "The enlistment `e_skey_sig` is made with the Noise authkey instead of the identity key."),
@@ -127,6 +130,9 @@ _ALL = [
        "A push for a user who is online opens a second connection beside the live one."),
     _f("reconnect_at_once", "channel", "CHN-011",
        "A lost connection is reopened at once; the back-off starts only after a failed attempt."),
+    _f("noise_ephemeral_reused", "channel", "CHN-002",
+       "The Noise ephemeral key pair is generated once when the client starts and reused in the "
+       "handshake of every connection."),
     _f("mailbox_prepended", "channel", "CHN-012",
        "Messages from the offline mailbox are each inserted at the top of the conversation."),
     _f("close_on_unknown_stanza", "channel", "CHN-013",
@@ -173,6 +179,12 @@ _ALL = [
        "One-time pre-keys are kept after their first use, so a second session on one opens."),
     _f("skip_window_1000", "e2e", "E2E-005",
        "Pairwise decryption skips at most 1000 message keys (the profile allows 2000)."),
+    _f("bad_mac_drops_session", "e2e", "E2E-004",
+       "A SignalMessage whose MAC does not verify is taken as a broken session: the session is "
+       "deleted, so the sender's next message on it cannot be decrypted."),
+    _f("text_as_extended_text", "e2e", "E2E-010",
+       "Plain text is sent as `extended_text` without `context_info` (one code path for text and "
+       "replies) instead of `conversation`."),
     _f("reply_quote_dropped", "e2e", "E2E-012",
        "A received reply is surfaced as plain text; its quoted message id and sender are dropped."),
     _f("reaction_arrival_order", "e2e", "E2E-013",
@@ -188,6 +200,8 @@ _ALL = [
        "Downloaded media is decrypted and surfaced without checking `file_enc_sha256` and the MAC."),
     _f("voice_note_as_audio", "media-client", "MED-015 MED-016",
        "Voice notes lose `ptt`: sent as plain audio and surfaced as plain audio."),
+    _f("video_sent_as_document", "media-client", "MED-004",
+       "The client has no video pipeline: a video the user sends goes out as a `document` message."),
     # -- consent, integrity and safety -------------------------------------------------------
     _f("send_without_consent", "consent", "CON-001",
        "After a reachability ping the client sends content without waiting for consent."),
@@ -222,6 +236,12 @@ _ALL = [
     # groups, issue 13 (every MUST proved by a fault)
     _f("group_skip_window_1000", "groups", "GRP-004",
        "Group decryption skips at most 1000 chain iterations (the profile allows 2000)."),
+    _f("group_removal_before_first_send_ignored", "groups", "GRP-001",
+       "A removal that arrives before the client has a sender key in the group is dropped (there is "
+       "no key to rotate), so the removed member still gets the first sender key."),
+    _f("group_retry_resent_as_skmsg", "groups", "GRP-007",
+       "A retry receipt for a group message is answered like a first send: the message goes to the "
+       "whole group again as one `skmsg`, without the requester getting the sender key first."),
     # -- load (judged by `conformance load`, tests/load; not by the pytest suite) -------------
     _f("push_global_lock", "load", "LOAD-001 LOAD-002",
        "The push handler serialises on one global lock, holding it for 50 ms of work per push."),

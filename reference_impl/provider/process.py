@@ -22,6 +22,7 @@ from hypercorn.config import Config as HypercornConfig
 from .app import ProviderApp
 from .config import ProviderConfig
 from .harness import build_harness
+from .polyglot import serve_polyglot
 from .tls import TlsFiles, ensure_certificates, server_context
 
 __all__ = ["ReferenceProvider"]
@@ -122,11 +123,23 @@ class ReferenceProvider:
         app.load()
         app.configure_gatekeeper()
         app.start_clients()
+        http2 = not app.faults.on("http2_off")
         self._servers = [
-            asyncio.ensure_future(self._serve(app.server.app, target_sock, tls_ctx,
-                                              http2=not app.faults.on("http2_off"))),
             asyncio.ensure_future(self._serve(build_harness(app), harness_sock, None, http2=True)),
         ]
+        if tls_ctx is not None and app.faults.on("cleartext_on_tls_port"):
+            # The bug: the public port sniffs each connection and also serves plain HTTP.
+            tls_back, plain_back = _listen("127.0.0.1", 0), _listen("127.0.0.1", 0)
+            self._sockets += [tls_back, plain_back]
+            self._servers += [
+                asyncio.ensure_future(self._serve(app.server.app, tls_back, tls_ctx, http2=http2)),
+                asyncio.ensure_future(self._serve(app.server.app, plain_back, None, http2=http2)),
+                asyncio.ensure_future(serve_polyglot(target_sock.dup(), tls_back.getsockname()[1],
+                                                     plain_back.getsockname()[1], self._shutdown)),
+            ]
+        else:
+            self._servers.append(asyncio.ensure_future(
+                self._serve(app.server.app, target_sock, tls_ctx, http2=http2)))
         await asyncio.sleep(0)  # let hypercorn take over the sockets
         log.info(json.dumps({"event": "started", "target_url": self.target_url,
                              "harness_url": self.harness_url, "faults": sorted(config.faults)}))

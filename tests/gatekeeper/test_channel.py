@@ -1,6 +1,8 @@
 """Stanza exchange after the handshake (spec §5.1): answers, protocol errors, limits, pings."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conformance.gatekeeper import Settings
@@ -141,3 +143,11 @@ async def test_events_are_per_connection(gk, make_client):
     kinds = gk.log.kinds(conn=conn)
     assert kinds.index("ws_connected") < kinds.index("connected")
     assert all(e["detail"]["conn"] == conn for e in gk.log.events(conn=conn))
+
+
+async def test_connected_event_names_the_handshake_ephemeral(gk, make_client):
+    """CHN-002's check compares these across a login's connections (a reused ephemeral)."""
+    a, b = await make_client("a@provider.test"), await make_client("b@provider.test")
+    fps = [gk.log.events(kind="connected", login=c.login)[0]["detail"]["ephemeral"] for c in (a, b)]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", fp) for fp in fps)
+    assert fps[0] != fps[1]

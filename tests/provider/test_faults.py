@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -170,3 +171,31 @@ async def test_silent_identity_change_and_ignore_blocklist(tmp_path) -> None:
         assert not [e for e in env.app.storage.events(handle) if e["type"] == "identity_changed"]
     finally:
         await stop_env(env)
+
+
+@pytest.mark.anyio
+async def test_cleartext_on_tls_port_serves_both_only_under_the_fault(tmp_path) -> None:
+    """TRN-005's fault: the same port answers TLS and plain HTTP; without it, plain HTTP to
+    the TLS port gets no JWKS."""
+    path = "/.well-known/oauth/openid/jwks"
+    for faults in ((), ("cleartext_on_tls_port",)):
+        p = ReferenceProvider()
+        await p.start(tls=True, data_dir=tmp_path / (faults[0] if faults else "clean"), faults=faults)
+        try:
+            assert p.ca_certificate is not None
+            ctx = ssl.create_default_context(cafile=str(p.ca_certificate))
+            async with httpx.AsyncClient(verify=ctx) as c:
+                assert (await c.get(p.target_url + path)).json()["keys"]
+            plain = p.target_url.replace("https://", "http://")
+            async with httpx.AsyncClient() as c:
+                try:
+                    r = await c.get(plain + path, timeout=5)
+                    status = r.status_code
+                except httpx.HTTPError:
+                    status = None
+            if faults:
+                assert status == 200 and r.json()["keys"]
+            else:
+                assert status != 200
+        finally:
+            await p.stop()

@@ -69,6 +69,8 @@ class Channel:
         self._kind_backoff: dict[str, float] = {}
         self._id_counter = 0
         self._id_prefix = secrets.token_hex(4)
+        #: Fault ``noise_ephemeral_reused`` only: one ephemeral private key for every handshake.
+        self._cached_ephemeral = secrets.token_bytes(32) if faults.on("noise_ephemeral_reused") else None
 
     @property
     def connected(self) -> bool:
@@ -98,7 +100,7 @@ class Channel:
         except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
             raise ConnectFailed("network", f"cannot open the chat channel: {exc!r}") from None
         try:
-            init = NoiseInitiator(authkey)
+            init = NoiseInitiator(authkey, ephemeral_private=self._cached_ephemeral)
             await ws.send(init.start())
             msg2 = await asyncio.wait_for(ws.recv(), timeout)
             if not isinstance(msg2, bytes):

@@ -188,6 +188,8 @@ class ContentMixin(ClientBase):
         item: dict[str, Any] = {}
         if kind == "text":
             msg = cpb.Message(conversation=req["text"])
+            if self.faults.on("text_as_extended_text"):  # the reply code path, without a quote
+                msg = cpb.Message(extended_text=cpb.ExtendedTextMessage(text=req["text"]))
             item.update(kind="text", text=req["text"])
         elif kind == "reply":
             msg = cpb.Message(extended_text=cpb.ExtendedTextMessage(

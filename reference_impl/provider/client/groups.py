@@ -39,6 +39,9 @@ class GroupsMixin(ClientBase):
                                          "key_holders": []}
             return
         removed = (set(gm.removed) | set(group["participants"])) - set(participants)
+        if (removed and member and (gid, self.login) not in self.store.sender_keys
+                and self.faults.on("group_removal_before_first_send_ignored")):
+            return  # the bug: "no sender key yet, nothing to rotate", before the list is updated
         group.update(participants=participants, member=member)
         if not member or (removed and not self.faults.on("group_no_rekey_on_removal")):
             self.store.sender_keys.pop((gid, self.login), None)  # a new key on next use
@@ -133,6 +136,15 @@ class GroupsMixin(ClientBase):
             sender=self.login, type=pb.ENC_TYPE_SKMSG, ciphertext=body, group_id=gid,
             timestamp_ms=now_ms()))
         await self.channel.request(stanza)
+
+    async def resend_group(self, gid: str, mid: str, content: bytes, retry_count: int) -> None:
+        """Fault ``group_retry_resent_as_skmsg``: a retry answered like a first send, one
+        ``skmsg`` to the whole group, with no sender key for the requester first."""
+        body = sender_keys.group_encrypt(self.store, gid, self.login, e2e.pad(content, self.faults))
+        self.save()
+        await self.channel.request(pb.Stanza(id=mid, message=pb.Message(
+            sender=self.login, type=pb.ENC_TYPE_SKMSG, ciphertext=body, group_id=gid,
+            timestamp_ms=now_ms(), retry_count=retry_count)))
 
     async def mark_group_read(self, gid: str, message_ids: list[str]) -> None:
         """GRP-008: one read receipt per original sender, with the group id."""

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from reference_impl.signal import PublicKey, session
 from reference_impl.signal.errors import (
     DuplicateMessageError,
+    InvalidMacError,
     InvalidSignatureError,
     SignalError,
     UntrustedIdentityError,
@@ -89,6 +90,10 @@ class SessionsMixin(ClientBase):
             content = cpb.Message.FromString(e2e.unpad(cached, self.faults))
             plain = cached
         except (SignalError, DecodeError, ValueError) as exc:
+            if (isinstance(exc, InvalidMacError) and msg_type == "msg"
+                    and self.faults.on("bad_mac_drops_session")):
+                self.store.sessions.pop(sender, None)  # the bug: "Bad MAC" read as a broken session
+                self.save()
             self.decryption_failed(sender, mid, exc)
             return
         if replay_fault:
@@ -139,6 +144,10 @@ class SessionsMixin(ClientBase):
         if group_id and peer not in self.state["groups"].get(group_id, {}).get("participants", []):
             return
         item, content = found
+        if group_id and self.faults.on("group_retry_resent_as_skmsg"):
+            with contextlib.suppress(ConnectionLost, StanzaError, asyncio.TimeoutError, ClientError):
+                await self.resend_group(group_id, mid, content, retry_count)
+            return
         if not self.may_send_to(peer, explicit=False):
             return
         rec = self.store.sessions.get(peer)
