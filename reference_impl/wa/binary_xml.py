@@ -150,6 +150,10 @@ class Dictionary:
             if i and tok:
                 index[tok] = (None, i)
         object.__setattr__(self, "_index", index)
+        # For the decoder: tag byte -> its single-byte token, None where the byte is not one.
+        object.__setattr__(self, "_by_tag", tuple(
+            self.single[t] or None if 1 <= t < len(self.single) and t < DICTIONARY_0 else None
+            for t in range(256)))
 
     def lookup(self, s: str) -> tuple[int | None, int] | None:
         return self._index.get(s)  # type: ignore[attr-defined]
@@ -317,16 +321,6 @@ _LISTS = (LIST_EMPTY, LIST_8, LIST_16)
 _JIDS = (JID_PAIR, AD_JID, INTEROP_JID)
 
 
-def _token_table(d: Dictionary) -> tuple[str | None, ...]:
-    """Tag byte → its single-byte token; None where the byte is not a (non-empty) token."""
-    tab = getattr(d, "_token_table", None)
-    if tab is None:
-        tab = tuple(d.single[t] or None if 1 <= t < len(d.single) and t < DICTIONARY_0 else None
-                    for t in range(256))
-        object.__setattr__(d, "_token_table", tab)
-    return tab
-
-
 class _Reader:
     __slots__ = ("b", "end", "d", "limits", "tokens")
 
@@ -335,7 +329,7 @@ class _Reader:
         self.end = len(data)
         self.d = dictionary
         self.limits = limits
-        self.tokens = _token_table(dictionary)
+        self.tokens: tuple[str | None, ...] = dictionary._by_tag  # type: ignore[attr-defined]
 
     def take(self, i: int, n: int) -> bytes:
         if i + n > self.end:
