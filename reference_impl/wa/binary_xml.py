@@ -437,9 +437,19 @@ class _Reader:
             return self.jid(tag, i)
         raise InvalidTag(f"tag {tag} at offset {i - 1} is not a string here")
 
+    def read(self, i: int, allow_jid: bool = False, allow_empty: bool = False) -> tuple[Value, int]:
+        """The string (or JID, if allowed) whose tag byte is at ``i``; a token costs no more calls."""
+        if i >= self.end:
+            raise TruncatedInput(f"input ends at offset {i}")
+        tag = self.b[i]
+        tok = self.tokens[tag]
+        if tok is not None:
+            return tok, i + 1
+        return self.value(tag, i + 1, allow_jid, allow_empty)
+
     def string(self, i: int) -> tuple[str, int]:
-        """A string that may not be a JID or LIST_EMPTY, starting at its tag byte."""
-        v, i = self.value(self.byte(i), i + 1, False)
+        """A string that may not be a JID or LIST_EMPTY (JID parts)."""
+        v, i = self.read(i)
         assert isinstance(v, str)
         return v, i
 
@@ -475,7 +485,7 @@ class _Reader:
         limits = self.limits
         if depth > limits.max_depth:
             raise LimitExceeded(f"node depth over {limits.max_depth}")
-        b, end, tokens, value = self.b, self.end, self.tokens, self.value
+        b, end, read = self.b, self.end, self.read
         if i >= end:
             raise TruncatedInput(f"input ends at offset {i}")
         t = b[i]
@@ -488,13 +498,7 @@ class _Reader:
             size, i = self.list_size(t, i + 1)
         if size == 0:
             raise InvalidNode(f"node list of size 0 at offset {i - 1}")
-        if i >= end:
-            raise TruncatedInput(f"input ends at offset {i}")
-        tag = tokens[b[i]]
-        if tag is None:
-            tag, i = value(b[i], i + 1, False)
-        else:
-            i += 1
+        tag, i = read(i)  # no JID allowed: a str
         if not tag:
             raise InvalidNode("node with an empty tag")
         n_attrs = (size - 1) >> 1
@@ -502,23 +506,11 @@ class _Reader:
             raise LimitExceeded(f"{n_attrs} attributes over the limit {limits.max_attrs}")
         attrs: dict[str, Value] = {}
         for _ in range(n_attrs):
-            if i >= end:
-                raise TruncatedInput(f"input ends at offset {i}")
-            key = tokens[b[i]]
-            if key is None:
-                key, i = value(b[i], i + 1, False)
-            else:
-                i += 1
+            key, i = read(i)
             if not key or key in attrs:
                 raise InvalidNode(f"empty or duplicate attribute key {key!r} in <{tag}>")
-            if i >= end:
-                raise TruncatedInput(f"input ends at offset {i}")
-            v = tokens[b[i]]
-            if v is None:
-                v, i = value(b[i], i + 1, True, True)
-            else:
-                i += 1
-            attrs[key] = v  # type: ignore[index]
+            v, i = read(i, True, True)
+            attrs[str(key)] = v
         content: Content = None
         if not size & 1:
             if i >= end:
@@ -538,8 +530,8 @@ class _Reader:
                     content = self.take(i, n)
                     i += n
                 else:
-                    content, i = value(t, i)
-        return Node(tag, attrs, content), i
+                    content, i = self.value(t, i)
+        return Node(str(tag), attrs, content), i
 
 
 def decode(data: bytes, *, dictionary: Dictionary = DEFAULT_DICTIONARY,
