@@ -136,7 +136,6 @@ function unframe(wire) {  // a responder reads exactly one frame per message
 function iv(n) { const b = Buffer.alloc(12); b.writeUInt32BE(n, 8); return b; }
 
 async function initiator(req, out) {
-  const msgs = req.messages;
   const noiseKey = keyPair(req.static_private);
   const ephemeral = keyPair(req.ephemeral_private);
   const noise = makeNoiseHandler({ keyPair: ephemeral, NOISE_HEADER: unhex(req.header), logger: shims.logger });
@@ -242,7 +241,7 @@ async function waHandshake(req) {
 const INFO = {
   ops: ['wa_binary_decode', 'wa_binary_encode', 'wa_payload_decode', 'wa_handshake'],
   implementation: { name: 'baileys', version: VERSION },
-  capabilities: { xeddsa_sign_uses_z: false },
+  capabilities: {},
   // Each flag below fails only on the tcIds named (tests/vectors/test_baileys_adapter.py pins them);
   // W*/disagreement numbers refer to docs/wa-binding.md.
   known_deviations: {
