@@ -395,7 +395,8 @@ class _Reader:
             raise InvalidPacked(f"packed value at offset {i - n} has a bad digit")
         return s, i
 
-    def value(self, tag: int, i: int, allow_jid: bool = True, allow_empty: bool = False) -> tuple[Value, int]:
+    def value(self, tag: int, i: int, allow_jid: bool = True,
+              allow_empty: bool = False) -> tuple[Value, int]:
         """The string (or JID) whose tag byte ``tag`` was just read; ``i`` is past the tag."""
         tok = self.tokens[tag]
         if tok is not None:
@@ -406,7 +407,8 @@ class _Reader:
                 raise TruncatedInput(f"input ends at offset {i}")
             n = self.b[i]
             if n > self.limits.max_value_len:
-                raise LimitExceeded(f"value of {n} bytes over the limit {self.limits.max_value_len}")
+                raise LimitExceeded(
+                    f"value of {n} bytes over the limit {self.limits.max_value_len}")
             i += 1
             if i + n > self.end:
                 raise TruncatedInput(f"need {n} bytes at offset {i}, have {self.end - i}")
@@ -438,7 +440,7 @@ class _Reader:
         raise InvalidTag(f"tag {tag} at offset {i - 1} is not a string here")
 
     def read(self, i: int, allow_jid: bool = False, allow_empty: bool = False) -> tuple[Value, int]:
-        """The string (or JID, if allowed) whose tag byte is at ``i``; a token costs no more calls."""
+        """The string (or JID, if allowed) whose tag byte is at ``i``; a token costs no call."""
         if i >= self.end:
             raise TruncatedInput(f"input ends at offset {i}")
         tag = self.b[i]
