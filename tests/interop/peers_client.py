@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
@@ -34,7 +33,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
+
+# The cache, its locks and the npm/pip runner are shared with the vectors adapters.
+from vectors.adapters.npm_peers import NPM_TIMEOUT, ProvisioningError, cache_dir
+from vectors.adapters.npm_peers import locked as _locked
+from vectors.adapters.npm_peers import run as _run
+from vectors.adapters.npm_peers import write_if_changed as _write_if_changed
 
 __all__ = [
     "AXOLOTL_REQUIREMENTS",
@@ -64,12 +69,7 @@ AXOLOTL_REQUIREMENTS: tuple[str, ...] = ("python-axolotl==0.2.3", "protobuf==3.2
 #: Seconds to wait for any single response from a peer.
 DEFAULT_TIMEOUT = 30.0
 
-NPM_TIMEOUT = 600
 PIP_TIMEOUT = 900
-
-
-class ProvisioningError(RuntimeError):
-    """A peer could not be installed (tool missing, registry unreachable, build failure)."""
 
 
 class PeerError(Exception):
@@ -94,46 +94,6 @@ class PeerCrashed(PeerError):
 
 
 # ---------------------------------------------------------------------------------- provisioning
-
-def cache_dir() -> Path:
-    """``$INTEROP_PEERS_DIR`` or ``<repo>/.interop-peers``."""
-    override = os.environ.get("INTEROP_PEERS_DIR")
-    return Path(override).resolve() if override else REPO_ROOT / ".interop-peers"
-
-
-@contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{name}.lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _run(argv: Sequence[str], *, cwd: Path | None, timeout: int, what: str,
-         env: dict[str, str] | None = None) -> None:
-    try:
-        proc = subprocess.run(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as exc:
-        raise ProvisioningError(f"{what}: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ProvisioningError(f"{what}: timed out after {timeout} s") from exc
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise ProvisioningError(f"{what} exited with {proc.returncode}:\n{tail}")
-
-
-def _write_if_changed(src: Path, dst: Path) -> None:
-    data = src.read_bytes()
-    if not dst.exists() or dst.read_bytes() != data:
-        tmp = dst.with_name(dst.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, dst)
-
 
 def ensure_node_peer() -> Path:
     """Install the npm libsignal peer once; return the directory holding ``peer.js``.

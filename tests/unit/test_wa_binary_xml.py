@@ -151,6 +151,34 @@ def test_round_trip_random_trees(node: Node) -> None:
     assert encode(decode(data)) == data
 
 
+_TIGHT = Limits(max_depth=3, max_list_len=5, max_attrs=2, max_value_len=10, max_total=400)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NODES, st.data(), st.sampled_from([bx.DEFAULT_DICTIONARY, FW]),
+       st.sampled_from([bx.DEFAULT_LIMITS, _TIGHT]))
+def test_mutated_input_decodes_or_raises_a_typed_error(
+        node: Node, data: st.DataObject, dictionary: Dictionary, limits: Limits) -> None:
+    """The decoder indexes the input directly for speed: no edit may escape as another exception
+    (IndexError, UnicodeDecodeError, ...)."""
+    raw = bytearray(encode(node))
+    for _ in range(data.draw(st.integers(1, 3))):
+        op = data.draw(st.sampled_from(["set", "cut", "insert", "drop"]))
+        at = data.draw(st.integers(0, len(raw)))
+        if op == "cut":
+            del raw[at:]
+        elif op == "insert":
+            raw.insert(at, data.draw(st.integers(0, 255)))
+        elif at < len(raw) and op == "set":
+            raw[at] = data.draw(st.integers(0, 255))
+        elif at < len(raw):
+            del raw[at]
+    try:
+        assert isinstance(decode(bytes(raw), dictionary=dictionary, limits=limits), Node)
+    except bx.WABinaryError:
+        pass
+
+
 # ---------------------------------------------------------------- framing
 
 def test_frame_decoder_incremental_and_header() -> None:

@@ -3,7 +3,8 @@
 //   lib/Utils/noise-handler.js (makeNoiseHandler), lib/Utils/crypto.js (Curve, hkdf, AES-GCM),
 //   lib/Defaults (NOISE_MODE, NOISE_WA_HEADER, WA_CERT_DETAILS), lib/WABinary (node codec) and
 //   WAProto (HandshakeMessage, ClientPayload, CertChain; protobufjs from the lock file here).
-// Only libsignal / @hapi/boom / three Defaults inputs are replaced (shims.js says why).
+// Only libsignal / @hapi/boom / three Defaults inputs are replaced (vectors/adapters/baileys/shims.js
+// says why; it is copied next to this file).
 //
 // Client ops follow lib/Socket/socket.js validateConnection() step by step: client_start,
 // client_receive (serverHello -> processHandshake -> clientFinish -> finishInit; later: transport
@@ -15,21 +16,11 @@
 // observed through crypto.hkdf and used with crypto.aesEncryptGCM / aesDecryptGCM).
 'use strict';
 const path = require('path');
-const Module = require('module');
 const readline = require('readline');
 const shims = require('./shims.js');
 
 const root = process.env.BAILEYS_DIR || path.join(__dirname, 'package');
-const defaultsDir = path.join(root, 'lib', 'Defaults') + path.sep;
-const origLoad = Module._load;
-Module._load = function (request, parent, isMain) {
-  if (request === 'libsignal') return shims.libsignal;
-  if (request === '@hapi/boom') return shims.boom;
-  if (parent && parent.filename && parent.filename.startsWith(defaultsDir) && request in shims.forDefaults) {
-    return shims.forDefaults[request];
-  }
-  return origLoad.apply(this, arguments);
-};
+shims.install(root);
 
 const { proto } = require(path.join(root, 'WAProto'));
 const Defaults = require(path.join(root, 'lib', 'Defaults'));

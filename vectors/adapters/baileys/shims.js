@@ -8,8 +8,12 @@
 // - Defaults/index.js needs `../Utils` (Browsers), `../Utils/logger` and `../Signal/libsignal`
 //   only to fill DEFAULT_CONNECTION_CONFIG, which the handshake never reads.
 // None of this is Baileys code; the handshake logic under test all comes from the tarball.
+// Used by the vectors adapter (adapter.js here) and the interop oracle
+// (tests/interop/peers/baileys/noise/noise.js); `install(root)` puts the stand-ins in place.
 'use strict';
 const crypto = require('crypto');
+const Module = require('module');
+const path = require('path');
 
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
@@ -56,14 +60,32 @@ class Boom extends Error {
 
 const logger = { child() { return logger; }, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
+const forDefaults = {
+  '../Utils': { Browsers: { ubuntu: (b) => ['Ubuntu', b, '22.04'] } },
+  '../Utils/logger': { __esModule: true, default: logger },
+  '../Signal/libsignal': { makeLibSignalRepository: () => { throw new Error('not in the shim'); } },
+};
+
+// Route `libsignal`, `@hapi/boom` and the three Defaults inputs to the stand-ins above, for
+// modules loaded from the extracted tarball at `root` (the directory holding lib/ and WAProto/).
+function install(root) {
+  const defaultsDir = path.join(root, 'lib', 'Defaults') + path.sep;
+  const origLoad = Module._load;
+  Module._load = function (request, parent, isMain) {
+    if (request === 'libsignal') return libsignal;
+    if (request === '@hapi/boom') return { Boom };
+    if (parent && parent.filename && parent.filename.startsWith(defaultsDir) && request in forDefaults) {
+      return forDefaults[request];
+    }
+    return origLoad.apply(this, arguments);
+  };
+}
+
 module.exports = {
+  install,
   libsignal,
   boom: { Boom },
   publicFromPrivate,
-  forDefaults: {
-    '../Utils': { Browsers: { ubuntu: (b) => ['Ubuntu', b, '22.04'] } },
-    '../Utils/logger': { __esModule: true, default: logger },
-    '../Signal/libsignal': { makeLibSignalRepository: () => { throw new Error('not in the shim'); } },
-  },
+  forDefaults,
   logger,
 };
