@@ -35,6 +35,7 @@ import pytest
 from conformance.gatekeeper import SimUser
 from conformance.harness_client import HarnessClient, HarnessError
 from conformance.verdicts import fail, not_tested
+from reference_impl.wire import stanzas_pb2 as pb
 
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
@@ -594,6 +595,94 @@ def test_unacknowledged_deletion_request_is_retried(kit: Kit, harness, new_user)
     kit.call(kit.gk.script.force_offline, u.login, area=AREA)  # a reconnection to retry after
     retry = kit.expect("the deletion_request sent again until G acknowledges it", deletion,
                        since=first["seq"] + 1, area=AREA)
+    kit.expect("G deleted the login", since=retry["seq"], kind="deleted", login=u.login, area=AREA)
+
+
+# -- CON-014: account deletion ---------------------------------------------------------------------
+#: DeletionReason values as G logs them (stanzas.proto).
+_ACCOUNT_DELETED = pb.DELETION_REASON_ACCOUNT_DELETED
+
+
+def _reason(e: Event) -> str:
+    r = e["detail"].get("reason")
+    return pb.DeletionReason.Name(r) if r in pb.DeletionReason.values() else repr(r)
+
+
+@harness_attested
+@requirement("CON-014")
+def test_account_deletion_says_so_retires_the_login_and_erases_the_conversations(
+        kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    mid = kit.call(g.send_text, u.login, "CON-014 before the account is deleted", area=AREA)
+    if not kit.poll(lambda: any(i.get("message_id") == mid for i in harness.inbox(u.handle, g.id)),
+                    login=u.login, area=AREA, step=1.0):
+        not_tested(f"the user's conversation needs {mid} surfaced first; it was not")
+    old_keys = _keys_of(kit, u.login)
+    start = kit.mark()
+    try:
+        harness.delete_account(u.handle)
+    except HarnessError as exc:
+        fail("the harness delete-account action accepted (204)", str(exc))
+    req = kit.expect("a deletion_request stanza", _stanza("deletion_request", u.login),
+                     since=start, area=AREA)
+    if req["detail"].get("reason") != _ACCOUNT_DELETED:
+        fail("the deletion request says the account was deleted (DELETION_REASON_ACCOUNT_DELETED)",
+             f"reason {_reason(req)}")
+    kit.expect("G deleted the login (acknowledged the deletion request)", since=req["seq"],
+               kind="deleted", login=u.login, area=AREA)
+    kit.expect("the deleted login's connection closed", since=req["seq"], kind="disconnected",
+               login=u.login, area=AREA)
+    after = kit.mark()
+    for action in (lambda: harness.connect(u.handle),
+                   lambda: harness.send_text(u.handle, g.id, "after deleting the account")):
+        try:
+            action()
+        except HarnessError:
+            pass  # a deleted account may well be unknown to the harness
+    kit.within(0.5, lambda e: e["kind"] in ("stanza_received", "handshake_failed"), since=after,
+               area=AREA)
+    events = kit.events(since=after)
+    used = [e for e in events if e["login"] == u.login and e["kind"] in ("connected", "stanza_received")]
+    refused = [e for e in events if e["kind"] == "handshake_failed" and e["login"] is None
+               and e["detail"].get("reason") == "un_enlisted"]
+    if used or refused:
+        fail(f"no connection or stanza with the deleted login {u.login} or its authkey",
+             "; ".join(_describe(e) for e in (used + refused)[:3]))
+    reused = kit.call(lambda: [a.login for a in kit.gk.accounts.values()
+                               if a.authkey == old_keys[0] or a.identity_key.serialize() == old_keys[1]],
+                      area=AREA)
+    if reused:
+        fail("the deleted account's authkey and keys never enlisted again", f"enlisted as {reused}")
+    try:
+        left = harness.inbox(u.handle)
+    except HarnessError as exc:
+        if exc.status != 404:
+            fail("the deleted account's conversations gone (an empty inbox, or 404 unknown-user)",
+                 str(exc))
+        left = []
+    if left:
+        fail("nothing of the deleted account's conversations surfaced again",
+             f"inbox still shows {[i.get('message_id') for i in left][:5]}")
+
+
+@requirement("CON-014")
+def test_unacknowledged_account_deletion_is_retried(kit: Kit, harness, new_user):
+    u = new_user()
+    kit.call(kit.gk.script.fail_next, u.login, "internal", kind="deletion_request", area=AREA)
+    start = kit.mark()
+    try:
+        harness.delete_account(u.handle)
+    except HarnessError as exc:
+        fail("the harness delete-account action accepted (204)", str(exc))
+    deletion = _stanza("deletion_request", u.login)
+    first = kit.expect("a deletion_request stanza", deletion, since=start, area=AREA)
+    kit.expect("G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
+               code="internal", id=first["detail"]["id"], area=AREA)
+    kit.call(kit.gk.script.force_offline, u.login, area=AREA)  # a reconnection to retry after
+    retry = kit.expect("the deletion_request sent again until G acknowledges it", deletion,
+                       since=first["seq"] + 1, area=AREA)
+    if retry["detail"].get("reason") != _ACCOUNT_DELETED:
+        fail("the retried deletion request still says the account was deleted", f"reason {_reason(retry)}")
     kit.expect("G deleted the login", since=retry["seq"], kind="deleted", login=u.login, area=AREA)
 
 
