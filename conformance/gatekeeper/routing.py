@@ -7,6 +7,7 @@ open. Requirement IDs sit next to the check that enforces or observes them.
 from __future__ import annotations
 
 from reference_impl.wire import stanzas_pb2 as pb
+from reference_impl.wire.stanza_rules import chatstate_problem, receipt_problem
 
 from .chat import ChatSession
 from .directory import StanzaRejected, take_bundle, upload_pre_keys
@@ -110,10 +111,9 @@ async def _message(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Sta
 async def _receipt(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.login is not None
     r = st.receipt
-    if r.type not in (pb.RECEIPT_TYPE_DELIVERY, pb.RECEIPT_TYPE_READ, pb.RECEIPT_TYPE_RETRY):
-        raise StanzaRejected(M, "unknown receipt type", "E2E-015")
-    if not r.message_ids or (r.type == pb.RECEIPT_TYPE_RETRY and len(r.message_ids) != 1):
-        raise StanzaRejected(M, "a receipt names message ids (exactly one for retry)", "E2E-017")
+    broken = receipt_problem(r)
+    if broken is not None:
+        raise StanzaRejected(M, broken.detail, broken.requirement)
     gk.check_route(s.login, r.recipient, content=False)
     r.sender = s.login  # set by G on delivery (stanzas.proto)
     gk.log.append("receipt", s.login, conn=s.conn, direction="from_provider",
@@ -202,8 +202,9 @@ async def _chatstate(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.S
     c = st.chatstate
     if c.sender != s.login:
         raise StanzaRejected(M, f"sender {c.sender!r} is not this connection's login", "ENL-006")
-    if c.state not in (pb.CHAT_STATE_TYPE_COMPOSING, pb.CHAT_STATE_TYPE_PAUSED):
-        raise StanzaRejected(M, "chatstate state must be composing or paused", "E2E-024")
+    broken = chatstate_problem(c)
+    if broken is not None:
+        raise StanzaRejected(M, broken.detail, broken.requirement)
     state = chat_state_name(c.state)
     user = gk.users.get(c.recipient)
     if user is None and c.recipient not in gk.accounts:
