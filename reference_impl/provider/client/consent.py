@@ -110,9 +110,15 @@ class ConsentMixin(ClientBase):
             await self.disconnect(wake_on_push=False)
             await self.ctx.on_opt_out(self.user_visible_id)
             return
-        self.state.update(opted_out=True, deletion_pending=bool(self.state["enlisted"]))
+        self.state.update(opted_out=True, deletion_pending=bool(self.state["enlisted"]),
+                          deletion_reason="opt_out")
         self.save()
         await self.ctx.on_opt_out(self.user_visible_id)
+        await self._request_deletion()
+
+    async def _request_deletion(self) -> None:
+        """Send the pending deletion request now if G can be reached, else keep retrying it
+        across reconnections until acknowledged (CON-008, CON-014)."""
         if self.state["deletion_pending"]:
             with contextlib.suppress(ClientError, ConnectionLost, StanzaError, asyncio.TimeoutError):
                 if not self.connected:
@@ -136,17 +142,9 @@ class ConsentMixin(ClientBase):
             self.store = ProtocolStore.generate()  # sessions, identity and pre-keys are gone
         self.save()
         await self.ctx.on_opt_out(self.user_visible_id)  # its media goes too (CON-009)
-        if self.state["deletion_pending"]:
-            with contextlib.suppress(ClientError, ConnectionLost, StanzaError, asyncio.TimeoutError):
-                if not self.connected:
-                    await self.ensure_connected()
-                await self.send_deletion()
-            if self.state["deletion_pending"]:
-                self.spawn(self.deletion_loop())
-        elif not as_opt_out and self.ctx.on_account_deleted:
+        if not self.state["deletion_pending"] and not as_opt_out and self.ctx.on_account_deleted:
             await self.ctx.on_account_deleted(self.handle)  # never enlisted: nothing to tell G
-        if not self.state["deletion_pending"]:
-            await self.close_channel(deliberate=True)
+        await self._request_deletion()
 
     async def deletion_loop(self) -> None:
         delay = 1.0
