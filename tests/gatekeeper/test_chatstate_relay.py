@@ -118,6 +118,20 @@ async def test_aggregated_read_receipts_both_ways(gk, make_client):
     assert list(r.receipt.message_ids) == ids[::-1] and r.receipt.sender == bob.id
 
 
+async def test_receipt_naming_an_id_twice_is_refused(gk, make_client):
+    c = await make_client(pre_keys=5)
+    bob = await gk.create_user("bob")
+    mid = bob.send_text(c.login, "once")
+    await c.next_inbound("message")
+    err = await c.request(pb.Stanza(receipt=pb.Receipt(type=pb.RECEIPT_TYPE_READ, message_ids=[mid, mid],
+                                                       recipient=bob.id)))
+    assert err.error.code == pb.ERROR_CODE_MALFORMED
+    ev = await gk.log.wait_for(kind="rejected", login=c.login, timeout=5)
+    assert ev["detail"]["requirement"] == "E2E-023"
+    await asyncio.sleep(0)
+    assert not [r for r in bob.receipts if r.type == "read"]
+
+
 async def test_account_deletion_request_is_logged_with_its_reason(gk, make_client):
     c = await make_client()
     login = c.login
