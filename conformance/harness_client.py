@@ -128,6 +128,12 @@ class HarnessClient:
     def opt_out(self, user: str) -> None:
         self.call("POST", f"/users/{user}/opt-out")
 
+    def typing(self, user: str, peer: str, state: str) -> None:
+        self.call("POST", f"/users/{user}/typing", {"peer": peer, "state": state})
+
+    def delete_account(self, user: str) -> None:
+        self.call("POST", f"/users/{user}/delete-account")
+
     def inbox(self, user: str, peer: str | None = None) -> list[dict[str, Any]]:
         q = f"?peer={peer}" if peer else ""
         return self.call("GET", f"/users/{user}/inbox{q}")["items"]

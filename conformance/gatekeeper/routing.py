@@ -7,10 +7,11 @@ open. Requirement IDs sit next to the check that enforces or observes them.
 from __future__ import annotations
 
 from reference_impl.wire import stanzas_pb2 as pb
+from reference_impl.wire.stanza_rules import chatstate_problem, receipt_problem
 
 from .chat import ChatSession
 from .directory import StanzaRejected, take_bundle, upload_pre_keys
-from .stanzas import CLIENT_ANSWERS, CLIENT_REQUESTS, ID_RE, code_name, error_stanza
+from .stanzas import CLIENT_ANSWERS, CLIENT_REQUESTS, ID_RE, chat_state_name, code_name, error_stanza
 from .state import GatekeeperState
 
 __all__ = ["handle"]
@@ -110,10 +111,9 @@ async def _message(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Sta
 async def _receipt(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
     assert s.login is not None
     r = st.receipt
-    if r.type not in (pb.RECEIPT_TYPE_DELIVERY, pb.RECEIPT_TYPE_READ, pb.RECEIPT_TYPE_RETRY):
-        raise StanzaRejected(M, "unknown receipt type", "E2E-015")
-    if not r.message_ids or (r.type == pb.RECEIPT_TYPE_RETRY and len(r.message_ids) != 1):
-        raise StanzaRejected(M, "a receipt names message ids (exactly one for retry)", "E2E-017")
+    broken = receipt_problem(r)
+    if broken is not None:
+        raise StanzaRejected(M, broken.detail, broken.requirement)
     gk.check_route(s.login, r.recipient, content=False)
     r.sender = s.login  # set by G on delivery (stanzas.proto)
     gk.log.append("receipt", s.login, conn=s.conn, direction="from_provider",
@@ -196,9 +196,42 @@ async def _reachability_ping(gk: GatekeeperState, s: ChatSession, st: pb.Stanza)
     return _ack(gk)
 
 
+async def _chatstate(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
+    """§6.5: relay a typing indicator at once or not at all; never queued, never pushed."""
+    assert s.login is not None and s.account is not None
+    c = st.chatstate
+    if c.sender != s.login:
+        raise StanzaRejected(M, f"sender {c.sender!r} is not this connection's login", "ENL-006")
+    broken = chatstate_problem(c)
+    if broken is not None:
+        raise StanzaRejected(M, broken.detail, broken.requirement)
+    state = chat_state_name(c.state)
+    user = gk.users.get(c.recipient)
+    if user is None and c.recipient not in gk.accounts:
+        raise StanzaRejected(pb.ERROR_CODE_UNKNOWN_USER, "no such user", user=c.recipient)
+    if c.recipient in s.account.blocklist:
+        # E2E-024: the client's own user blocked the recipient; G drops it and says so in the log.
+        s.log("violation", requirement="E2E-024", detail=f"chatstate to {c.recipient}, whom this user blocked")
+        s.log("chatstate_dropped", recipient=c.recipient, state=state, reason="sender blocked the recipient")
+        return _ack(gk)
+    if user is not None:
+        if not user.consent_for(s.account.provider_id):
+            raise StanzaRejected(pb.ERROR_CODE_NOT_OPTED_IN, "recipient has not opted in to this provider",
+                                 "E2E-024", user=c.recipient)
+        if s.login in user.blocked:  # acknowledged and dropped: the block is not disclosed
+            s.log("chatstate_dropped", recipient=c.recipient, state=state, reason="recipient blocked the sender")
+            return _ack(gk)
+        s.log("chatstate", direction="from_provider", recipient=c.recipient, state=state)
+        gk.route(c.recipient, st)
+    else:
+        s.log("chatstate", direction="from_provider", recipient=c.recipient, state=state)
+        gk.relay_ephemeral(c.recipient, st)
+    return _ack(gk)
+
+
 _HANDLERS = {
     "message": _message, "receipt": _receipt, "ping": _ping, "key_fetch": _key_fetch,
     "pre_key_upload": _pre_key_upload, "blocklist_get": _blocklist_get,
     "blocklist_set": _blocklist_set, "deletion_request": _deletion_request,
-    "reachability_ping": _reachability_ping,
+    "reachability_ping": _reachability_ping, "chatstate": _chatstate,
 }

@@ -17,6 +17,7 @@ __all__ = [
     "ERROR_CODES",
     "ID_RE",
     "FrameError",
+    "chat_state_name",
     "code_name",
     "describe",
     "error_stanza",
@@ -29,13 +30,19 @@ ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: Stanzas a client may send as requests, and as answers to G's stanzas.
 CLIENT_REQUESTS = frozenset({"message", "receipt", "ping", "key_fetch", "pre_key_upload",
                              "blocklist_get", "blocklist_set", "deletion_request",
-                             "reachability_ping"})
+                             "reachability_ping", "chatstate"})
 CLIENT_ANSWERS = frozenset({"ack", "pong", "error"})
 #: Short names for ``ErrorCode`` values, as the spec's Appendix A writes them.
 ERROR_CODES: dict[str, int] = {
     name.removeprefix("ERROR_CODE_").lower(): value
     for name, value in pb.ErrorCode.items() if value
 }
+
+
+def chat_state_name(state: int) -> str:
+    """``composing`` / ``paused`` for a ``ChatStateType`` value (§6.5); the number otherwise."""
+    return (pb.ChatStateType.Name(state).removeprefix("CHAT_STATE_TYPE_").lower()
+            if state in pb.ChatStateType.values() else str(state))
 
 
 def code_name(code: int) -> str:
@@ -123,4 +130,7 @@ def describe(stanza: pb.Stanza, size: int | None = None) -> dict[str, Any]:
         d["users"] = list(stanza.blocklist.users)[:50]
     elif body == "deletion_request":
         d["reason"] = stanza.deletion_request.reason
+    elif body == "chatstate":
+        c = stanza.chatstate
+        d.update(recipient=c.recipient, sender=c.sender, state=chat_state_name(c.state))
     return d

@@ -355,6 +355,17 @@ class GatekeeperState:
             self.wake_offline(login)
         return True
 
+    def relay_ephemeral(self, login: str, stanza: pb.Stanza) -> bool:
+        """A chatstate for a provider login (§6.5): sent at once when it is connected, else
+        dropped; never queued in the mailbox, never pushed. Returns whether it went out."""
+        session = self.sessions.get(login)
+        if session is None:
+            self.log.append("ephemeral_dropped", login, id=stanza.id, type=stanza.WhichOneof("body"),
+                            reason="offline")
+            return False
+        session.reply(stanza)
+        return True
+
     def notify(self, login: str, notification: pb.Notification) -> str:
         sid = fresh_id("n")
         self.deliver(login, pb.Stanza(id=sid, notification=notification))

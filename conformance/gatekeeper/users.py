@@ -38,12 +38,13 @@ from .state import GatekeeperState, Group
 #: simulator owns; see :meth:`~.core.Gatekeeper.fetch_provider_media`).
 FetchMedia = Callable[..., Awaitable[MediaFetch]]
 
-__all__ = ["CONSENT", "Failure", "Group", "InboxItem", "MediaResult", "ReceiptRecord", "SimUser"]
+__all__ = ["CONSENT", "ChatStateRecord", "Failure", "Group", "InboxItem", "MediaResult", "ReceiptRecord", "SimUser"]
 
 CONSENT = ("opted_in", "not_opted_in", "excluded")
 _ENC = {pb.ENC_TYPE_PKMSG: "pkmsg", pb.ENC_TYPE_MSG: "msg", pb.ENC_TYPE_SKMSG: "skmsg"}
 _MEDIA_FIELDS = {"image": MediaType.IMAGE, "video": MediaType.VIDEO, "audio": MediaType.AUDIO,
                  "document": MediaType.DOCUMENT, "sticker": MediaType.STICKER}
+_CHAT_STATES = {"composing": pb.CHAT_STATE_TYPE_COMPOSING, "paused": pb.CHAT_STATE_TYPE_PAUSED}
 _RECEIPTS = {"delivery": pb.RECEIPT_TYPE_DELIVERY, "read": pb.RECEIPT_TYPE_READ,
              "retry": pb.RECEIPT_TYPE_RETRY}
 
@@ -95,6 +96,15 @@ class ReceiptRecord:
 
 
 @dataclass
+class ChatStateRecord:
+    """A typing indicator a provider user sent to this user (§6.5)."""
+
+    sender: str
+    state: str                # "composing" / "paused", or the number of an unknown state
+    at_ms: int                # G's clock when it arrived
+
+
+@dataclass
 class _Sent:
     to: str
     content: bytes
@@ -128,6 +138,7 @@ class SimUser:
         self.receipts: list[ReceiptRecord] = []
         self.notifications: list[pb.Stanza] = []
         self.pings: list[str] = []
+        self.chatstates: list[ChatStateRecord] = []
         #: What to do on a reachability ping: "ignore" or "grant" (opt in for that provider).
         self.on_ping = "ignore"
         #: One-time pre-keys left to hand out (None: unlimited); 0 serves bundles without one.
@@ -335,6 +346,35 @@ class SimUser:
         self.gk.route(to, pb.Stanza(id=sid, receipt=r))
         return sid
 
+    def send_chatstate(self, to: str, state: str, *, racing_block: bool = False) -> bool:
+        """A typing indicator (``composing`` / ``paused``) to provider login ``to`` (§6.5).
+
+        G relays it at once when its rules allow (this user opted in to the provider, neither
+        party blocks the other) and ``to`` is connected; otherwise it is dropped, never queued.
+        ``racing_block`` relays it although ``to``'s user blocked this user: a chatstate that
+        left before G applied the block (E2E-025). Returns whether it went out."""
+        if state not in _CHAT_STATES:
+            raise ValueError(f"state must be one of {sorted(_CHAT_STATES)}")
+        acct = self.gk.accounts.get(to)
+        if acct is None:
+            raise LookupError(f"{to} is not an enlisted login")
+        reason = ""
+        if not self.consent_for(acct.provider_id):
+            reason = "this user has not opted in to the provider"
+        elif to in self.blocked:
+            reason = "this user blocked the recipient"
+        elif self.id in acct.blocklist and not racing_block:
+            reason = "the recipient blocked this user"
+        sid = fresh_id("cs")
+        stanza = pb.Stanza(id=sid, chatstate=pb.ChatState(recipient=to, sender=self.id,
+                                                          state=_CHAT_STATES[state]))
+        sent = not reason and self.gk.relay_ephemeral(to, stanza)
+        self.gk.log.append("user_chatstate", to, user=self.id, id=sid, state=state, relayed=sent,
+                           reason=reason or ("" if sent else "recipient offline"),
+                           racing_block=racing_block)
+        self._peers.add(to)
+        return sent
+
     def change_identity(self, *, notify: str = "peers") -> bytes:
         """New identity key (re-install): sessions and sender keys are gone, and peers ("peers"),
         every enlisted login ("all") or nobody ("none") get an identity_change notification.
@@ -390,6 +430,12 @@ class SimUser:
             self._on_message(stanza)
         elif body == "receipt":
             self._on_receipt(stanza)
+        elif body == "chatstate":
+            c = stanza.chatstate
+            state = next((k for k, v in _CHAT_STATES.items() if v == c.state), str(c.state))
+            self.chatstates.append(ChatStateRecord(c.sender, state, self.gk.now_ms()))
+            self.gk.log.append("user_chatstate_received", c.sender if c.sender in self.gk.accounts else None,
+                               user=self.id, id=stanza.id, sender=c.sender, state=state)
         else:
             self.notifications.append(stanza)
 

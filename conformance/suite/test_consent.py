@@ -35,6 +35,7 @@ import pytest
 from conformance.gatekeeper import SimUser
 from conformance.harness_client import HarnessClient, HarnessError
 from conformance.verdicts import fail, not_tested
+from reference_impl.wire import stanzas_pb2 as pb
 
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
@@ -533,31 +534,18 @@ def _keys_of(kit: Kit, login: str) -> tuple[bytes, bytes, bytes]:
     return kit.call(get, area=AREA)
 
 
-@requirement("CON-008")
-def test_opt_out_sends_deletion_request_and_retires_the_login(kit: Kit, harness, new_user, g_user):
-    u, g = new_user(), g_user()
-    old_keys = _keys_of(kit, u.login)
-    start = kit.mark()
-    try:
-        harness.opt_out(u.handle)
-    except HarnessError as exc:
-        fail("the harness opt-out action accepted (204)", str(exc))
-    req = kit.expect("a deletion_request stanza", _stanza("deletion_request", u.login),
-                     since=start, area=AREA)
-    kit.expect("G deleted the login (acknowledged the deletion request)", since=req["seq"],
-               kind="deleted", login=u.login, area=AREA)
-    kit.expect("the deleted login's connection closed", since=req["seq"], kind="disconnected",
-               login=u.login, area=AREA)
+def _login_retired(kit: Kit, harness, u: ProviderUser, g: SimUser, old_keys: tuple[bytes, bytes, bytes],
+                   again_expected: str) -> None:
+    """After G deleted ``u``'s login: the user tries to go online and to send again, and the
+    old login and keys stay unused (CON-008, CON-014). A harness that no longer knows the user
+    may refuse both actions."""
     after = kit.mark()
-    # The user tries to go online and to send again: the old login and keys must stay unused.
-    try:
-        harness.connect(u.handle)
-    except HarnessError:
-        pass
-    try:
-        harness.send_text(u.handle, g.id, "after opting out")
-    except HarnessError:
-        pass
+    for action in (lambda: harness.connect(u.handle),
+                   lambda: harness.send_text(u.handle, g.id, "after the deletion")):
+        try:
+            action()
+        except HarnessError:
+            pass
     kit.within(0.5, lambda e: e["kind"] in ("stanza_received", "handshake_failed"), since=after,
                area=AREA)
     events = kit.events(since=after)
@@ -574,19 +562,18 @@ def test_opt_out_sends_deletion_request_and_retires_the_login(kit: Kit, harness,
                 or a.signed_pre_key.serialize() == old_keys[2]]
     again = kit.call(reused, area=AREA)
     if again:
-        fail("opting in again only with a new enlistment and new keys",
-             f"enlisted again as {again} with the deleted authkey or enlisted keys")
+        fail(again_expected, f"enlisted again as {again} with the deleted authkey or enlisted keys")
 
 
-@requirement("CON-008")
-def test_unacknowledged_deletion_request_is_retried(kit: Kit, harness, new_user):
-    u = new_user()
+def _deletion_retried(kit: Kit, u: ProviderUser, start_deletion: Callable[[], None], action: str) -> Event:
+    """G fails the first deletion request with ``internal`` and drops the connection: the
+    client sends it again until G acknowledges it. Returns the retried request."""
     kit.call(kit.gk.script.fail_next, u.login, "internal", kind="deletion_request", area=AREA)
     start = kit.mark()
     try:
-        harness.opt_out(u.handle)
+        start_deletion()
     except HarnessError as exc:
-        fail("the harness opt-out action accepted (204)", str(exc))
+        fail(f"the harness {action} action accepted (204)", str(exc))
     deletion = _stanza("deletion_request", u.login)
     first = kit.expect("a deletion_request stanza", deletion, since=start, area=AREA)
     kit.expect("G's scripted internal error", since=first["seq"], kind="error_sent", login=u.login,
@@ -595,6 +582,86 @@ def test_unacknowledged_deletion_request_is_retried(kit: Kit, harness, new_user)
     retry = kit.expect("the deletion_request sent again until G acknowledges it", deletion,
                        since=first["seq"] + 1, area=AREA)
     kit.expect("G deleted the login", since=retry["seq"], kind="deleted", login=u.login, area=AREA)
+    return retry
+
+
+@requirement("CON-008")
+def test_opt_out_sends_deletion_request_and_retires_the_login(kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    old_keys = _keys_of(kit, u.login)
+    start = kit.mark()
+    try:
+        harness.opt_out(u.handle)
+    except HarnessError as exc:
+        fail("the harness opt-out action accepted (204)", str(exc))
+    req = kit.expect("a deletion_request stanza", _stanza("deletion_request", u.login),
+                     since=start, area=AREA)
+    kit.expect("G deleted the login (acknowledged the deletion request)", since=req["seq"],
+               kind="deleted", login=u.login, area=AREA)
+    kit.expect("the deleted login's connection closed", since=req["seq"], kind="disconnected",
+               login=u.login, area=AREA)
+    _login_retired(kit, harness, u, g, old_keys, "opting in again only with a new enlistment and new keys")
+
+
+@requirement("CON-008")
+def test_unacknowledged_deletion_request_is_retried(kit: Kit, harness, new_user):
+    u = new_user()
+    _deletion_retried(kit, u, lambda: harness.opt_out(u.handle), "opt-out")
+
+
+# -- CON-014: account deletion ---------------------------------------------------------------------
+#: DeletionReason values as G logs them (stanzas.proto).
+_ACCOUNT_DELETED = pb.DELETION_REASON_ACCOUNT_DELETED
+
+
+def _reason(e: Event) -> str:
+    r = e["detail"].get("reason")
+    return pb.DeletionReason.Name(r) if r in pb.DeletionReason.values() else repr(r)
+
+
+@harness_attested
+@requirement("CON-014")
+def test_account_deletion_says_so_retires_the_login_and_erases_the_conversations(
+        kit: Kit, harness, new_user, g_user):
+    u, g = new_user(), g_user()
+    mid = kit.call(g.send_text, u.login, "CON-014 before the account is deleted", area=AREA)
+    if not kit.poll(lambda: any(i.get("message_id") == mid for i in harness.inbox(u.handle, g.id)),
+                    login=u.login, area=AREA, step=1.0):
+        not_tested(f"the user's conversation needs {mid} surfaced first; it was not")
+    old_keys = _keys_of(kit, u.login)
+    start = kit.mark()
+    try:
+        harness.delete_account(u.handle)
+    except HarnessError as exc:
+        fail("the harness delete-account action accepted (204)", str(exc))
+    req = kit.expect("a deletion_request stanza", _stanza("deletion_request", u.login),
+                     since=start, area=AREA)
+    if req["detail"].get("reason") != _ACCOUNT_DELETED:
+        fail("the deletion request says the account was deleted (DELETION_REASON_ACCOUNT_DELETED)",
+             f"reason {_reason(req)}")
+    kit.expect("G deleted the login (acknowledged the deletion request)", since=req["seq"],
+               kind="deleted", login=u.login, area=AREA)
+    kit.expect("the deleted login's connection closed", since=req["seq"], kind="disconnected",
+               login=u.login, area=AREA)
+    _login_retired(kit, harness, u, g, old_keys, "the deleted account's authkey and keys never enlisted again")
+    try:
+        left = harness.inbox(u.handle)
+    except HarnessError as exc:
+        if exc.status != 404:
+            fail("the deleted account's conversations gone (an empty inbox, or 404 unknown-user)",
+                 str(exc))
+        left = []
+    if left:
+        fail("nothing of the deleted account's conversations surfaced again",
+             f"inbox still shows {[i.get('message_id') for i in left][:5]}")
+
+
+@requirement("CON-014")
+def test_unacknowledged_account_deletion_is_retried(kit: Kit, harness, new_user):
+    u = new_user()
+    retry = _deletion_retried(kit, u, lambda: harness.delete_account(u.handle), "delete-account")
+    if retry["detail"].get("reason") != _ACCOUNT_DELETED:
+        fail("the retried deletion request still says the account was deleted", f"reason {_reason(retry)}")
 
 
 # -- CON-009: media deletion on opt-out -----------------------------------------------------------

@@ -1214,6 +1214,98 @@ def test_received_receipts_naming_several_ids_are_surfaced(
             )
 
 
+#: E2E-023: how long the kit waits for further read receipts once the first one arrived.
+AGGREGATE_QUIET_S = 2.0
+
+
+def _delivery_order(kit: Kit, login: str, since: int, mids: list[str]) -> list[str]:
+    """``mids`` in the order G handed them to the client's connection (first delivery)."""
+    order: list[str] = []
+    for e in kit.events(since=since, kind="stanza_sent", login=login, type="message"):
+        mid = e["detail"].get("id")
+        if mid in mids and mid not in order:
+            order.append(mid)
+    return order
+
+
+@harness_attested
+@requirement("E2E-023")
+def test_read_receipt_aggregates_one_senders_messages_in_received_order(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
+):
+    user, g = new_user(), g_user()
+    since = kit.mark()
+    mids = [kit.call(g.send_text, user.login, f"E2E-023 message {i}") for i in (1, 2, 3)]
+    own = harness.send_text(user.handle, g.id, "E2E-023 the user's own message")
+    _surfaced(kit, harness, user, g.id, mids + [own])
+    order = _delivery_order(kit, user.login, since, mids)
+    if len(order) != len(mids):
+        not_tested(f"G delivered only {order} of {mids} to the client")
+    mark = kit.mark()
+    # The user sees the whole conversation, its own message included, listed newest first.
+    try:
+        harness.read(user.handle, g.id, [mids[2], own, mids[0], mids[1]])
+    except HarnessError as exc:
+        fail(f"the harness read action for the conversation with {g.id} accepted (204)", str(exc))
+    first = kit.within(None, _naming(READ), since=mark, kind="receipt",
+                       login=user.login, direction="from_provider", area=AREA)
+    if first is None:
+        fail(f"one read receipt naming {order} after the user saw them",
+             f"no read receipt within {kit.timeout(AREA):g} s")
+
+    named: set[str] = set()
+
+    def covers(e: dict[str, Any]) -> bool:  # runs on the simulator's loop: no kit calls here
+        if e["detail"].get("receipt") == READ:
+            named.update(e["detail"].get("message_ids") or [])
+        return set(mids) <= named
+
+    # More receipts may follow (one per message is the bug): collect until all ids are named.
+    kit.within(AGGREGATE_QUIET_S, covers, since=mark, kind="receipt", login=user.login,
+               direction="from_provider", area=AREA)
+    reads = _receipts(kit, user.login, mark, READ)
+    shown = [(e["detail"].get("recipient"), e["detail"].get("message_ids")) for e in reads]
+    if len(reads) != 1 or reads[0]["detail"].get("message_ids") != order \
+            or reads[0]["detail"].get("recipient") != g.id:
+        fail(f"exactly one read receipt to {g.id} naming {order} (each once, in the order "
+             f"received, without the user's own {own})", f"read receipts (recipient, ids): {shown}")
+
+
+@harness_attested
+@requirement("E2E-023")
+def test_aggregated_read_receipt_marks_every_named_message_and_no_other(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
+):
+    user, g, other = new_user(), g_user(), g_user()
+    for u in (g, other):
+        kit.call(u.set_auto_receipts, delivery=False)
+    since = kit.mark()
+    mids = [harness.send_text(user.handle, g.id, f"E2E-023 sent {i}") for i in (1, 2, 3)]
+    elsewhere = harness.send_text(user.handle, other.id, "E2E-023 sent to another user")
+    for mid in mids + [elsewhere]:
+        if kit.within(None, None, since=since, kind="stanza_received", login=user.login,
+                      type="message", id=mid, area=AREA) is None:
+            not_tested(f"the receipt needs the client to send its message {mid}; it did not "
+                       f"within {kit.timeout(AREA):g} s")
+    # One receipt for several messages of one sender, ids out of order, and an id that is the
+    # client's message in another conversation: G's user names what it was shown.
+    kit.call(g.send_receipt, user.login, "read", [mids[2], elsewhere, mids[0], mids[1]])
+
+    def statuses() -> dict[str, Any]:
+        items = harness.inbox(user.handle, g.id)
+        return {m: (_find(items, m) or {}).get("status") for m in mids}
+
+    got = kit.poll(statuses, lambda st: all(v == "read" for v in st.values()), login=user.login,
+                   area=AREA, step=1.0)
+    if not all(v == "read" for v in got.values()):
+        fail(f"every message the read receipt names ({mids}) shown as read, whatever the order",
+             f"status {got}")
+    there = (_find(harness.inbox(user.handle, other.id), elsewhere) or {}).get("status")
+    if there == "read":
+        fail(f"{elsewhere}, sent to {other.id}, not marked read by {g.id}'s receipt",
+             f"status {there!r}")
+
+
 @harness_attested
 @requirement("E2E-017")
 def test_retry_receipts_count_up_to_five(

@@ -56,7 +56,7 @@ class ProviderApp:
             config=config, faults=self.faults, storage=self.storage, tokens=self.tokens,
             gatekeeper=lambda: self.gatekeeper, g_http=self.g_http,
             upload_url=lambda: self.base_url + self.server.media_base, own_http=self.own_http,
-            on_opt_out=self.on_opt_out)
+            on_opt_out=self.on_opt_out, on_account_deleted=self.on_account_deleted)
 
     def _on_change(self) -> None:
         ev, self._change = self._change, asyncio.Event()
@@ -215,3 +215,10 @@ class ProviderApp:
     async def on_opt_out(self, user_visible_id: str) -> None:
         n = self.server.delete_media_of(user_visible_id)  # CON-009
         log.info(json.dumps({"event": "opt_out_media_deleted", "count": n}))
+
+    async def on_account_deleted(self, handle: str) -> None:
+        """CON-014: G acknowledged the deletion; the user and everything kept for it are gone
+        (the harness then answers 404 for the handle)."""
+        self.clients.pop(handle, None)
+        self.storage.delete_user(handle)
+        log.info(json.dumps({"event": "account_deleted", "user": handle}))

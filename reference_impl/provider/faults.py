@@ -258,6 +258,23 @@ _ALL = [
     _f("reaction_revoke_as_protocol_revoke", "e2e", "E2E-013",
        "Removing a reaction is sent as a `protocol` REVOKE whose key names the reacted-to message "
        "instead of a `reaction` with an empty emoji."),
+    # missing required features of issue 12 (typing, aggregated read receipts, account deletion)
+    _f("typing_every_keystroke", "e2e", "E2E-024",
+       "Every keystroke the user makes sends another `composing` chatstate: no coalescing of "
+       "repeats within 10 s."),
+    _f("typing_ignores_blocklist", "e2e", "E2E-024",
+       "Typing indicators skip the local blocklist, so a blocked user still sees the user typing."),
+    _f("typing_from_blocked_surfaced", "e2e", "E2E-025",
+       "Received typing indicators are surfaced without the blocklist check that messages get."),
+    _f("read_receipt_per_message", "e2e", "E2E-023",
+       "Reading several messages sends one `read` receipt per message id (the pre-v1.0.3 "
+       "behaviour) instead of one receipt for the sender."),
+    _f("read_receipt_first_id_only", "e2e", "E2E-016 E2E-023",
+       "Of a received read receipt naming several ids, only the first is applied (WhatsApp's "
+       "`id` attribute, not its `<list>` of further ids)."),
+    _f("account_deletion_as_opt_out", "consent", "CON-014",
+       "Deleting the account reuses the opt-out path: the deletion request says `opt_out` and the "
+       "user's conversations stay on the device."),
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}

@@ -82,6 +82,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Peer": {"type": "object", "required": ["peer"], "properties": {"peer": _STR}},
     "Reachability": {"type": "object", "required": ["recipient"], "properties": {"recipient": _STR}},
+    "Typing": {
+        "type": "object", "required": ["peer", "state"],
+        "properties": {"peer": _STR, "state": {"enum": ["composing", "paused"]}},
+    },
 }
 _VALIDATORS = {name: jsonschema.Draft202012Validator(
     schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
@@ -195,6 +199,16 @@ def build_harness(app: "ProviderApp") -> Starlette:
         await client(request).opt_out()
         return Response(status_code=204)
 
+    async def typing(request: Request) -> Response:
+        c = client(request)
+        doc = await body(request, "Typing")
+        c.set_typing(doc["peer"], doc["state"])
+        return Response(status_code=202)
+
+    async def delete_account(request: Request) -> Response:
+        await client(request).delete_account()
+        return Response(status_code=204)
+
     async def inbox(request: Request) -> Response:
         c = client(request)
         return JSONResponse({"items": c.inbox(request.query_params.get("peer"))})
@@ -234,6 +248,8 @@ def build_harness(app: "ProviderApp") -> Starlette:
         Route(u + "/reachability-ping", ping, methods=["POST"]),
         Route(u + "/rotate-signed-prekey", rotate, methods=["POST"]),
         Route(u + "/opt-out", opt_out, methods=["POST"]),
+        Route(u + "/typing", typing, methods=["POST"]),
+        Route(u + "/delete-account", delete_account, methods=["POST"]),
         Route(u + "/inbox", inbox, methods=["GET"]),
         Route(u + "/events", events, methods=["GET"]),
     ]

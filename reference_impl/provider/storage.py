@@ -183,12 +183,26 @@ class Storage:
             db.execute("UPDATE users SET state=?, store=? WHERE handle=?",
                        (json.dumps(state), store_json, handle))
 
+    def delete_user(self, handle: str) -> None:
+        """CON-014: the account and everything kept for it."""
+        with self.tx() as db:
+            for table in ("users", "messages", "events", "decrypted"):
+                db.execute(f"DELETE FROM {table} WHERE handle=?", (handle,))  # noqa: S608 - fixed names
+        self.changed()
+
     def reset(self) -> None:
         with self.tx() as db:
             for table in ("users", "messages", "events", "decrypted"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
 
     # -- messages ------------------------------------------------------------------------
+    def erase_conversations(self, handle: str) -> None:
+        """CON-014: every message of the user (and the replay cache) is gone."""
+        with self.tx() as db:
+            db.execute("DELETE FROM messages WHERE handle=?", (handle,))
+            db.execute("DELETE FROM decrypted WHERE handle=?", (handle,))
+        self.changed()
+
     def add_message(self, handle: str, item: dict, content: bytes | None = None) -> bool:
         """Append an inbox item (callers check :meth:`has_message` first)."""
         cur = self.db.execute(

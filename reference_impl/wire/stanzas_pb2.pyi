@@ -21,6 +21,12 @@ class ReceiptType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECEIPT_TYPE_READ: _ClassVar[ReceiptType]
     RECEIPT_TYPE_RETRY: _ClassVar[ReceiptType]
 
+class ChatStateType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHAT_STATE_TYPE_UNSPECIFIED: _ClassVar[ChatStateType]
+    CHAT_STATE_TYPE_COMPOSING: _ClassVar[ChatStateType]
+    CHAT_STATE_TYPE_PAUSED: _ClassVar[ChatStateType]
+
 class DeletionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DELETION_REASON_UNSPECIFIED: _ClassVar[DeletionReason]
@@ -48,6 +54,9 @@ RECEIPT_TYPE_UNSPECIFIED: ReceiptType
 RECEIPT_TYPE_DELIVERY: ReceiptType
 RECEIPT_TYPE_READ: ReceiptType
 RECEIPT_TYPE_RETRY: ReceiptType
+CHAT_STATE_TYPE_UNSPECIFIED: ChatStateType
+CHAT_STATE_TYPE_COMPOSING: ChatStateType
+CHAT_STATE_TYPE_PAUSED: ChatStateType
 DELETION_REASON_UNSPECIFIED: DeletionReason
 DELETION_REASON_OPT_OUT: DeletionReason
 DELETION_REASON_ACCOUNT_DELETED: DeletionReason
@@ -74,7 +83,7 @@ class HandshakePayload(_message.Message):
     def __init__(self, jwt: _Optional[str] = ..., protocol_version: _Optional[str] = ..., login: _Optional[str] = ...) -> None: ...
 
 class Stanza(_message.Message):
-    __slots__ = ("id", "message", "receipt", "ack", "ping", "pong", "key_fetch", "key_bundle", "pre_key_upload", "blocklist_get", "blocklist_set", "blocklist", "deletion_request", "reachability_ping", "notification", "error")
+    __slots__ = ("id", "message", "receipt", "ack", "ping", "pong", "key_fetch", "key_bundle", "pre_key_upload", "blocklist_get", "blocklist_set", "blocklist", "deletion_request", "reachability_ping", "notification", "error", "chatstate")
     ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +100,7 @@ class Stanza(_message.Message):
     REACHABILITY_PING_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CHATSTATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     message: Message
     receipt: Receipt
@@ -107,7 +117,8 @@ class Stanza(_message.Message):
     reachability_ping: ReachabilityPing
     notification: Notification
     error: Error
-    def __init__(self, id: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., key_fetch: _Optional[_Union[KeyFetchRequest, _Mapping]] = ..., key_bundle: _Optional[_Union[KeyBundle, _Mapping]] = ..., pre_key_upload: _Optional[_Union[PreKeyUpload, _Mapping]] = ..., blocklist_get: _Optional[_Union[BlocklistGet, _Mapping]] = ..., blocklist_set: _Optional[_Union[BlocklistSet, _Mapping]] = ..., blocklist: _Optional[_Union[Blocklist, _Mapping]] = ..., deletion_request: _Optional[_Union[DeletionRequest, _Mapping]] = ..., reachability_ping: _Optional[_Union[ReachabilityPing, _Mapping]] = ..., notification: _Optional[_Union[Notification, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    chatstate: ChatState
+    def __init__(self, id: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., key_fetch: _Optional[_Union[KeyFetchRequest, _Mapping]] = ..., key_bundle: _Optional[_Union[KeyBundle, _Mapping]] = ..., pre_key_upload: _Optional[_Union[PreKeyUpload, _Mapping]] = ..., blocklist_get: _Optional[_Union[BlocklistGet, _Mapping]] = ..., blocklist_set: _Optional[_Union[BlocklistSet, _Mapping]] = ..., blocklist: _Optional[_Union[Blocklist, _Mapping]] = ..., deletion_request: _Optional[_Union[DeletionRequest, _Mapping]] = ..., reachability_ping: _Optional[_Union[ReachabilityPing, _Mapping]] = ..., notification: _Optional[_Union[Notification, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., chatstate: _Optional[_Union[ChatState, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("recipient", "sender", "type", "ciphertext", "timestamp_ms", "group_id", "retry_count")
@@ -146,6 +157,16 @@ class Receipt(_message.Message):
     registration_id: int
     retry_count: int
     def __init__(self, type: _Optional[_Union[ReceiptType, str]] = ..., message_ids: _Optional[_Iterable[str]] = ..., recipient: _Optional[str] = ..., sender: _Optional[str] = ..., group_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., registration_id: _Optional[int] = ..., retry_count: _Optional[int] = ...) -> None: ...
+
+class ChatState(_message.Message):
+    __slots__ = ("recipient", "sender", "state")
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    recipient: str
+    sender: str
+    state: ChatStateType
+    def __init__(self, recipient: _Optional[str] = ..., sender: _Optional[str] = ..., state: _Optional[_Union[ChatStateType, str]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("timestamp_ms",)

@@ -155,6 +155,8 @@ class Client:
     revoked: set[str] = field(default_factory=set)
     awaiting_consent: set[str] = field(default_factory=set)
     deletion_pending: bool = False
+    account_deleted: bool = False
+    typing_sent: dict[str, tuple[int, float]] = field(default_factory=dict)  # peer -> (state, when)
     enlist_times: list[float] = field(default_factory=list)
     next_opk: int = 1
     next_spk: int = 1
@@ -408,6 +410,13 @@ class Client:
         if kind == "notification":
             await self._answer(st.id, ack=pb.Ack())
             return self._on_notification(st.notification)
+        if kind == "chatstate":  # E2E-025: shown, unless blocked; not answered (spec 6.5)
+            c = st.chatstate
+            if c.sender not in self.blocked and c.state in (pb.CHAT_STATE_TYPE_COMPOSING,
+                                                            pb.CHAT_STATE_TYPE_PAUSED):
+                state = "composing" if c.state == pb.CHAT_STATE_TYPE_COMPOSING else "paused"
+                self.event("typing", peer=c.sender, state=state)
+            return
         if st.id and kind not in ("ack", "pong", "key_bundle", "blocklist"):
             await self._answer(st.id, ack=pb.Ack())  # CHN-013: unknown body
 
@@ -596,6 +605,26 @@ class Client:
         except (TimeoutError, StanzaError, ConnectionError):
             pass
 
+    def typing(self, peer: str, state: int) -> None:
+        """E2E-024: a chatstate on each change; none repeated within 10 s, none to blocked or
+        non-consenting users."""
+        if peer in self.blocked or peer in self.revoked or peer in self.awaiting_consent:
+            return
+        last = self.typing_sent.get(peer)
+        if last and last[0] == state and time.monotonic() - last[1] < 10:
+            return
+        if self.connected:
+            self.typing_sent[peer] = (state, time.monotonic())
+            self.spawn(self._quiet(self.request(pb.Stanza(chatstate=pb.ChatState(
+                recipient=peer, sender=self.login, state=state)))))
+
+    @staticmethod
+    async def _quiet(coro: Any) -> None:
+        try:
+            await coro
+        except (TimeoutError, StanzaError, ConnectionError):
+            pass
+
     async def block(self, peer: str, add: bool) -> None:
         (self.blocked.add if add else self.blocked.discard)(peer)
         self.block_ops.append(("add" if add else "remove", peer))
@@ -639,10 +668,18 @@ class Client:
         if self.connected:
             self.spawn(self._send_deletion())
 
+    async def delete_account(self) -> None:
+        """CON-014: like opting out, but the request says so and the conversations go at once."""
+        self.account_deleted = True
+        self.items.clear()
+        self.reactions.clear()
+        await self.opt_out()
+
     async def _send_deletion(self) -> None:
         """CON-008: retried on every connect until acknowledged; then never connect again."""
+        reason = pb.DELETION_REASON_ACCOUNT_DELETED if self.account_deleted else pb.DELETION_REASON_OPT_OUT
         try:
-            await self.request(pb.Stanza(deletion_request=pb.DeletionRequest(reason=pb.DELETION_REASON_OPT_OUT)))
+            await self.request(pb.Stanza(deletion_request=pb.DeletionRequest(reason=reason)))
         except (TimeoutError, StanzaError, ConnectionError):
             return
         self.deletion_pending, self.opted_out, self.enlisted_ok = False, True, False

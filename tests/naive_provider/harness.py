@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reference_impl.wire import content_pb2 as cpb
+from reference_impl.wire import stanzas_pb2 as pb
 
 from .client import Client, ConnectFailed
 
@@ -127,6 +128,15 @@ class Harness:
         if act == "opt-out":
             await c.opt_out()
             return Response(status_code=204)
+        if act == "delete-account":
+            await c.delete_account()
+            return Response(status_code=204)
+        if act == "typing":
+            states = {"composing": pb.CHAT_STATE_TYPE_COMPOSING, "paused": pb.CHAT_STATE_TYPE_PAUSED}
+            if not isinstance(body.get("peer"), str) or body.get("state") not in states:
+                return problem(400, "bad-request", "peer and state (composing | paused) required")
+            c.typing(body["peer"], states[body["state"]])
+            return Response(status_code=202)
         return problem(404, "not-found")
 
     def send(self, c: Client, body: dict[str, Any]) -> Response:

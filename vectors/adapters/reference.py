@@ -15,6 +15,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import DecodeError
+
 from reference_impl.media import crypto as media
 from reference_impl.signal import padding, session, xeddsa
 from reference_impl.signal.crypto import sha256
@@ -30,6 +33,7 @@ from reference_impl.signal.wire import (
     SignalMessage,
 )
 from reference_impl.signal.x3dh import PreKeyBundle, alice_agree, bob_agree
+from reference_impl.wire import stanza_rules, stanzas_pb2
 
 from .reference_wa import WA_OPS, WARejected
 
@@ -332,6 +336,21 @@ def op_jwt_verify(req: dict[str, Any]) -> dict[str, Any]:
     return {"header": header, "claims": claims}
 
 
+def op_stanza_decode(req: dict[str, Any]) -> dict[str, Any]:
+    """A Stanza with the profile's rules for receipts and chatstates (stanza_rules)."""
+    try:
+        st = stanzas_pb2.Stanza.FromString(_b(req, "data"))
+    except DecodeError as exc:
+        raise Rejected("DecodeError", str(exc)) from exc
+    body = st.WhichOneof("body")
+    broken = (stanza_rules.receipt_problem(st.receipt) if body == "receipt"
+              else stanza_rules.chatstate_problem(st.chatstate) if body == "chatstate" else None)
+    if broken is not None:
+        raise Rejected("Malformed", f"{broken.requirement}: {broken.detail}")
+    return {"stanza": MessageToDict(st, preserving_proto_field_name=True),
+            "encoded": st.SerializeToString(deterministic=True).hex()}
+
+
 OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "xeddsa_sign": op_xeddsa_sign,
     "xeddsa_verify": op_xeddsa_verify,
@@ -347,6 +366,7 @@ OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "padding_pad": op_padding_pad,
     "noise_handshake": op_noise_handshake,
     "jwt_verify": op_jwt_verify,
+    "stanza_decode": op_stanza_decode,
     **WA_OPS,  # the `wa` binding's areas (reference_wa.py)
 }
 

@@ -3,10 +3,10 @@
 fragments) and ``check(group, test, adapter)`` (an :class:`vectors._check.Outcome`)."""
 from __future__ import annotations
 
-from . import (jwt_jwks, media, noise_xx, padding, ratchet, sender_keys, wa_binary_xml, wa_handshake, wire,
-               x3dh, xeddsa)
+from . import (jwt_jwks, media, noise_xx, padding, ratchet, sender_keys, stanza, wa_binary_xml, wa_handshake,
+               wire, x3dh, xeddsa)
 
 AREAS = (xeddsa, x3dh, ratchet, wire, sender_keys, media, padding, noise_xx, jwt_jwks, wa_binary_xml,
-         wa_handshake)
+         wa_handshake, stanza)
 
 __all__ = ["AREAS"]

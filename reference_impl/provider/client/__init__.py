@@ -9,6 +9,7 @@
 - :mod:`.media` — media upload and verified download;
 - :mod:`.consent` — consent, reachability pings, blocking, opt-out;
 - :mod:`.groups` — sender keys and group messages;
+- :mod:`.chatstates` — typing indicators, both ways;
 - :mod:`.core` — :class:`ProviderClient`, the mixins together, and stanza routing;
 - :mod:`.base`, :mod:`.context`, :mod:`.errors` — what they all share.
 """

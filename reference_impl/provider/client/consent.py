@@ -1,12 +1,13 @@
-"""Consent, blocking and opt-out (spec §9): who may be sent content (CON-001/002/004), the
-reachability ping (CON-003), consent notifications, the blocklist (CON-006/007), and opt-out
-with its deletion request (CON-008)."""
+"""Consent, blocking, opt-out and account deletion (spec §8): who may be sent content
+(CON-001/002/004), the reachability ping (CON-003), consent notifications, the blocklist
+(CON-006/007), opt-out with its deletion request (CON-008), and account deletion (CON-014)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
 
+from reference_impl.signal import ProtocolStore
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .base import ClientBase
@@ -109,9 +110,15 @@ class ConsentMixin(ClientBase):
             await self.disconnect(wake_on_push=False)
             await self.ctx.on_opt_out(self.user_visible_id)
             return
-        self.state.update(opted_out=True, deletion_pending=bool(self.state["enlisted"]))
+        self.state.update(opted_out=True, deletion_pending=bool(self.state["enlisted"]),
+                          deletion_reason="opt_out")
         self.save()
         await self.ctx.on_opt_out(self.user_visible_id)
+        await self._request_deletion()
+
+    async def _request_deletion(self) -> None:
+        """Send the pending deletion request now if G can be reached, else keep retrying it
+        across reconnections until acknowledged (CON-008, CON-014)."""
         if self.state["deletion_pending"]:
             with contextlib.suppress(ClientError, ConnectionLost, StanzaError, asyncio.TimeoutError):
                 if not self.connected:
@@ -121,6 +128,23 @@ class ConsentMixin(ClientBase):
                 self.spawn(self.deletion_loop())
         if not self.state["deletion_pending"]:
             await self.close_channel(deliberate=True)
+
+    async def delete_account(self) -> None:
+        """CON-014: the user deletes their provider account. Unlike opting out (CON-008) the
+        deletion request says so, and the conversations, sessions and keys are erased at once;
+        the login and authkey are kept only until G acknowledges the request."""
+        as_opt_out = self.faults.on("account_deletion_as_opt_out")
+        self.state.update(opted_out=True, deletion_pending=bool(self.state["enlisted"]),
+                          deletion_reason="opt_out" if as_opt_out else "account_deleted")
+        self.fail_queued_all("account_deleted")
+        if not as_opt_out:
+            self.ctx.storage.erase_conversations(self.handle)
+            self.store = ProtocolStore.generate()  # sessions, identity and pre-keys are gone
+        self.save()
+        await self.ctx.on_opt_out(self.user_visible_id)  # its media goes too (CON-009)
+        if not self.state["deletion_pending"] and not as_opt_out and self.ctx.on_account_deleted:
+            await self.ctx.on_account_deleted(self.handle)  # never enlisted: nothing to tell G
+        await self._request_deletion()
 
     async def deletion_loop(self) -> None:
         delay = 1.0
@@ -135,10 +159,14 @@ class ConsentMixin(ClientBase):
     async def send_deletion(self) -> None:
         if not self.state["deletion_pending"]:
             return
-        await self.channel.request(pb.Stanza(deletion_request=pb.DeletionRequest(
-            reason=pb.DELETION_REASON_OPT_OUT)), ready=False)
+        reason = (pb.DELETION_REASON_ACCOUNT_DELETED if self.state.get("deletion_reason") == "account_deleted"
+                  else pb.DELETION_REASON_OPT_OUT)
+        await self.channel.request(pb.Stanza(deletion_request=pb.DeletionRequest(reason=reason)),
+                                   ready=False)
         # CON-008: never connect or send with this login or these keys again.
         self.state.update(deletion_pending=False, enlisted=False, login="", online=False)
         self.save()
         self.fail_queued_all("opted_out")
         await self.close_channel(deliberate=True)
+        if self.state.get("deletion_reason") == "account_deleted" and self.ctx.on_account_deleted:
+            await self.ctx.on_account_deleted(self.handle)  # CON-014: the account itself is gone

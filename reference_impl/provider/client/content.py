@@ -160,8 +160,11 @@ class ContentMixin(ClientBase):
         storage = self.ctx.storage
         conv = r.group_id or peer
         rank = {"sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": -1}
+        mids = list(r.message_ids)
+        if kind == "read" and self.faults.on("read_receipt_first_id_only"):
+            mids = mids[:1]  # the bug: only WhatsApp's `id` attribute, not its <list> of ids
         with storage.tx():
-            for mid in r.message_ids:
+            for mid in mids:
                 found = storage.get_message(self.handle, conv, self.login, mid)
                 if found is None:
                     continue
@@ -180,7 +183,7 @@ class ContentMixin(ClientBase):
                 if rank[status] > rank.get(item.get("status", ""), 0):
                     item["status"] = status
                     storage.update_message(self.handle, item)
-            self.event("receipt", peer=conv, message_ids=list(r.message_ids), receipt=kind,
+            self.event("receipt", peer=conv, message_ids=mids, receipt=kind,
                        participant=r.sender if r.group_id else None)
 
     def _content_for(self, req: dict[str, Any]) -> tuple[cpb.Message, dict[str, Any]]:
@@ -327,7 +330,15 @@ class ContentMixin(ClientBase):
             return
         if peer in self.state["blocked"] and not self.faults.on("ignore_blocklist"):
             return  # CON-007: no read receipts to blocked users
-        ids = [m for m in message_ids if self.ctx.storage.has_message(self.handle, peer, peer, m)]
+        # E2E-023: one receipt for the sender, naming each of its messages once, in the order
+        # they were received (the inbox order), and nothing of another sender or conversation.
+        wanted = set(message_ids)
+        ids = list(dict.fromkeys(i["message_id"] for i in self.ctx.storage.inbox(self.handle, peer)
+                                 if i["sender"] == peer and i["message_id"] in wanted))
+        if self.faults.on("read_receipt_per_message"):
+            for mid in ids:
+                await self.send_receipt(peer, [mid], pb.RECEIPT_TYPE_READ)
+            return
         if ids:
             await self.send_receipt(peer, ids, pb.RECEIPT_TYPE_READ)
 

@@ -41,6 +41,8 @@ class ClientContext:
     upload_url: Callable[[], str]
     own_http: Callable[[], httpx.AsyncClient]
     on_opt_out: Callable[[str], Awaitable[None]]
+    #: Called with the handle once G acknowledged an account's deletion request (CON-014).
+    on_account_deleted: Callable[[str], Awaitable[None]] | None = None
 
 
 def default_state() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from reference_impl.wire import stanzas_pb2 as pb
 
+from .chatstates import ChatStatesMixin
 from .connection import ConnectionMixin
 from .consent import ConsentMixin
 from .content import ContentMixin
@@ -26,9 +27,9 @@ __all__ = ["ProviderClient"]
 
 
 class ProviderClient(EnlistmentMixin, ConnectionMixin, SessionsMixin, ContentMixin, MediaMixin,
-                     ConsentMixin, GroupsMixin):
+                     ConsentMixin, GroupsMixin, ChatStatesMixin):
     """One user's client: enlistment, the chat channel, Signal sessions, content, receipts,
-    media, consent, blocking, back-off, re-enlistment and groups."""
+    media, consent, blocking, back-off, re-enlistment, groups and typing indicators."""
 
     def start(self) -> None:
         """Start the sender; resume pending sends and the connection the user left on."""
@@ -56,6 +57,9 @@ class ProviderClient(EnlistmentMixin, ConnectionMixin, SessionsMixin, ContentMix
             self.on_receipt(st)
         elif body == "notification":
             self._on_notification(st.notification)
+        elif body == "chatstate":
+            self.on_chatstate(st)
+            return  # ephemeral: not answered (§6.5)
         # CHN-007 / CHN-013: every message, receipt, notification and unknown stanza is acked.
         if body == "receipt" and self.faults.on("no_ack_for_receipts"):
             return
