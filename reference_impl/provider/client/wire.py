@@ -79,14 +79,27 @@ class OpenClientWire:
         return [self._transport.encrypt(plain[i:i + size]) for i in range(0, max(len(plain), 1), size)]
 
 
+#: Fault ``wa_jid_without_integrator``: our encoder refuses a ``@interop`` JID_PAIR, so the
+#: buggy client writes the server as this look-alike raw string and patches the one byte.
+_LOOKALIKE = "interoP"
+
+
 def _strip_integrator(node: binary_xml.Node) -> None:
     """Fault ``wa_jid_without_integrator``: interop JIDs written as plain ``user@interop`` pairs."""
     for k, v in list(node.attrs.items()):
         if isinstance(v, binary_xml.JID) and v.server == binary_xml.INTEROP_SERVER:
-            node.attrs[k] = binary_xml.JID(v.user, v.server)
+            node.attrs[k] = binary_xml.JID(v.user, _LOOKALIKE)
     if isinstance(node.content, list):
         for child in node.content:
             _strip_integrator(child)
+
+
+def jid_pair_without_integrator(node: binary_xml.Node, dictionary: binary_xml.Dictionary) -> bytes:
+    """The node's bytes with every interop JID as a JID_PAIR ``user@interop`` (fault, tests)."""
+    _strip_integrator(node)
+    raw = _LOOKALIKE.encode()
+    return binary_xml.encode(node, dictionary=dictionary).replace(
+        bytes([len(raw)]) + raw, bytes([len(raw)]) + binary_xml.INTEROP_SERVER.encode())
 
 
 class WAClientWire:
@@ -138,11 +151,12 @@ class WAClientWire:
 
     def encode(self, stanza: pb.Stanza) -> list[bytes]:
         node = to_node(stanza)
-        if self._faults.on("wa_jid_without_integrator"):
-            _strip_integrator(node)
         dictionary = (_NEWER_DICTIONARY if self._faults.on("wa_token_outside_dictionary")
                       else binary_xml.DEFAULT_DICTIONARY)
-        data = binary_xml.encode(node, dictionary=dictionary)
+        if self._faults.on("wa_jid_without_integrator"):
+            data = jid_pair_without_integrator(node, dictionary)
+        else:
+            data = binary_xml.encode(node, dictionary=dictionary)
         if self._faults.on("wa_compressed_flag_lie"):
             payload = bytes([waframe.FLAG_COMPRESSED]) + data  # flag says deflated, body is not
         else:
