@@ -1,8 +1,8 @@
 """One chat-channel connection (spec §5.1): WebSocket → binding (handshake, framing) → stanzas.
 
 ``ChatSession.run`` is the asyncio driver around the sans-IO binding (:mod:`.wire`: ``open``,
-Noise XX + protobuf, or ``wa``, WA Noise + binary XML, as ``settings.wire`` says): it authenticates the handshake through the ``authenticate`` callable it is
-given (:func:`.handshake.authenticate`), then reads frames and hands each stanza to ``handle``
+Noise XX + protobuf, or ``wa``, WA Noise + binary XML, as ``settings.wire`` says): it
+authenticates the handshake through the ``authenticate`` callable it is given (:func:`.handshake.authenticate`), then reads frames and hands each stanza to ``handle``
 (:func:`.routing.handle`), while one writer task encrypts and sends, in order, G's answers and
 the login's mailbox. Every failure here ends this connection only. It knows the state core
 (settings, log, mailbox, the connection registry) and nothing above it.
@@ -200,9 +200,8 @@ class ChatSession:
             try:
                 events = self.wire.receive(frame)
             except FrameError as exc:
-                size = getattr(exc, "unparseable_size", None)
-                if size is not None:
-                    self.log("stanza_received", type="unparseable", size=size)
+                if exc.unparseable_size is not None:
+                    self.log("stanza_received", type="unparseable", size=exc.unparseable_size)
                 await self._fail(exc)
             for ev in events:
                 if isinstance(ev, Incoming):

@@ -22,7 +22,7 @@ from typing import Protocol
 from reference_impl.channel import ChannelError, ClientHello, NoiseResponder, NoiseTransport
 from reference_impl.signal.keys import KeyPair
 from reference_impl.wa import binary_xml, frame as waframe, noise as wanoise
-from reference_impl.wa.stanza_map import StanzaMapError, from_node, to_node
+from reference_impl.wa.stanza_map import REQ_NODE, StanzaMapError, from_node, to_node
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .stanzas import FrameError, parse_stanza
@@ -36,7 +36,8 @@ _MSG1_SIZE = 32
 #: wa: G deflates the stanzas it sends above this size (so clients must inflate, W3).
 COMPRESS_OVER = 1024
 #: Requirement ids of the wa-only rules (spec §5.3).
-REQ_HEADER, REQ_FRAME, REQ_FLAG, REQ_NODE, REQ_PAYLOAD = "CHN-030", "CHN-031", "CHN-032", "CHN-033", "CHN-035"
+#: (CHN-033 node and CHN-034 JID form come from :mod:`reference_impl.wa.stanza_map`.)
+REQ_HEADER, REQ_FRAME, REQ_FLAG, REQ_PAYLOAD = "CHN-030", "CHN-031", "CHN-032", "CHN-035"
 
 
 class HandshakeFailed(Exception):
@@ -134,7 +135,7 @@ class OpenServerWire:
         try:
             return [Incoming(parse_stanza(plaintext), len(plaintext))]
         except FrameError as exc:
-            exc.unparseable_size = len(plaintext)  # type: ignore[attr-defined]
+            exc.unparseable_size = len(plaintext)
             raise
 
     def send(self, stanza: pb.Stanza) -> int:
@@ -244,21 +245,18 @@ class WAServerWire:
         except waframe.BadPayload as exc:
             raise FrameError(pb.ERROR_CODE_MALFORMED, f"payload flag byte {payload[:1].hex()}: {exc}",
                              REQ_FLAG) from None
+        size = len(node_bytes)
         try:
             st = from_node(binary_xml.decode(node_bytes))
         except StanzaMapError as exc:
-            err = FrameError(pb.ERROR_CODE_MALFORMED, str(exc), exc.requirement)
-            err.unparseable_size = len(node_bytes)  # type: ignore[attr-defined]
-            raise err from None
+            raise FrameError(pb.ERROR_CODE_MALFORMED, str(exc), exc.requirement,
+                             unparseable_size=size) from None
         except binary_xml.WAError as exc:
-            err = FrameError(pb.ERROR_CODE_MALFORMED, f"binary XML: {type(exc).__name__}: {exc}"[:200],
-                             REQ_NODE)
-            err.unparseable_size = len(node_bytes)  # type: ignore[attr-defined]
-            raise err from None
+            raise FrameError(pb.ERROR_CODE_MALFORMED, f"binary XML: {type(exc).__name__}: {exc}"[:200],
+                             REQ_NODE, unparseable_size=size) from None
         if st.WhichOneof("body") is None:
-            err = FrameError(pb.ERROR_CODE_MALFORMED, "node is no stanza of the profile", "CHN-005")
-            err.unparseable_size = len(node_bytes)  # type: ignore[attr-defined]
-            raise err
+            raise FrameError(pb.ERROR_CODE_MALFORMED, "node is no stanza of the profile", "CHN-005",
+                             unparseable_size=size)
         return Incoming(st, len(node_bytes))
 
     def send(self, stanza: pb.Stanza) -> int:
