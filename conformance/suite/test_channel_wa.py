@@ -78,6 +78,13 @@ def _judge(kit: Kit, harness: HarnessClient, new_user, g_user, rid: str, expecte
         fail(expected, "; ".join(f"{e['kind']} on {e['detail'].get('conn')}: {e['detail'].get('detail')}"
                                  for e in mine[:3]))
     if err is not None or short:
+        # The client may break the rule only on its reconnection (after its back-off); a
+        # connection refused before it authenticated has no login yet.
+        late = kit.within(kit.timeout(AREA), since=start, area=AREA, predicate=lambda e: (
+            e["kind"] in _VIOLATIONS and e["detail"].get("requirement") == rid
+            and e["login"] in (user.login, None)))
+        if late is not None:
+            fail(expected, f"{late['kind']} on {late['detail'].get('conn')}: {late['detail'].get('detail')}")
         blocked = sorted({e["detail"].get("requirement") for e in events} & set(WA_RULES))
         why = f"harness: {err}" if err is not None else short
         not_tested(f"precondition failed: no working wa connection ({why})"
