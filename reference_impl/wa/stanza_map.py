@@ -40,6 +40,11 @@ _RECEIPT_BACK = {v: k for k, v in _RECEIPT.items()}
 _DELETION = {pb.DELETION_REASON_OPT_OUT: "opt_out",
              pb.DELETION_REASON_ACCOUNT_DELETED: "account_deleted"}
 _DELETION_BACK = {v: k for k, v in _DELETION.items()}
+#: ``<chatstate>`` children (observed: Baileys ``sendPresenceUpdate``; whatsmeow ``SendChatPresence``)
+#: for the ``ChatState`` stanza of issue 12, mapped only where stanzas.proto has it.
+_HAS_CHATSTATE = "chatstate" in pb.Stanza.DESCRIPTOR.fields_by_name
+_CHATSTATE = {1: "composing", 2: "paused"}
+_CHATSTATE_BACK = {v: k for k, v in _CHATSTATE.items()}
 
 
 class StanzaMapError(WAError):
@@ -226,6 +231,10 @@ def to_node(st: pb.Stanza) -> Node:
         return _iq(sid, "set", "interop", [Node("reachability", _attrs(jid=_u(st.reachability_ping.recipient)))])
     if body == "notification":
         return _notification_node(sid, st.notification)
+    if body == "chatstate":  # issue 12's typing indicator (stanzas.proto field 25, where present)
+        c = st.chatstate  # type: ignore[attr-defined]
+        state = _CHATSTATE.get(int(c.state), str(int(c.state)))
+        return Node("chatstate", _attrs(id=sid, to=_u(c.recipient), from_=_u(c.sender)), [Node(state)])
     if body == "error":
         e = st.error
         err = Node("error", _attrs(code=int(e.code), text=e.detail, jid=_u(e.user),
@@ -313,6 +322,14 @@ def from_node(node: Node) -> pb.Stanza:
         return _from_iq(node, st)
     if tag == "notification":
         return _from_notification(node, st)
+    if tag == "chatstate" and _HAS_CHATSTATE:
+        c = st.chatstate  # type: ignore[attr-defined]
+        c.recipient = jid_user(node.attrs.get("to"))
+        c.sender = jid_user(node.attrs.get("from"))
+        kid = _children(node)[0].tag if _children(node) else ""
+        c.state = _CHATSTATE_BACK.get(kid) or (int(kid) if kid.isdigit() else 0)
+        c.SetInParent()
+        return st
     return st
 
 

@@ -58,3 +58,17 @@ def test_interop_jid_without_integrator_is_refused_on_chn_034() -> None:
 
 def test_unknown_tag_is_a_stanza_without_body() -> None:
     assert from_node(Node("presence", {"id": "x"})).WhichOneof("body") is None
+
+
+def test_chatstate_node_maps_where_the_stanza_exists() -> None:
+    """``<chatstate><composing/></chatstate>``: a typing indicator where stanzas.proto has
+    ``chatstate`` (issue 12), else a stanza without body like any unknown tag."""
+    node = Node("chatstate", {"id": "c1", "to": JID("4915112345678", "s.whatsapp.net"),
+                              "from": JID("00012345678901", "interop", 0, 1)}, [Node("composing")])
+    st = from_node(decode(encode(node)))
+    if "chatstate" not in pb.Stanza.DESCRIPTOR.fields_by_name:
+        assert st.WhichOneof("body") is None
+        return
+    assert st.WhichOneof("body") == "chatstate"
+    assert (st.chatstate.recipient, st.chatstate.sender, st.chatstate.state) == (G, P, 1)
+    assert to_node(st) == node
