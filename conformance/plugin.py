@@ -23,6 +23,9 @@ from .verdicts import NOT_APPLICABLE_PREFIX, NOT_TESTED_PREFIX, CheckFailed, Ver
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 RESULTS_KEY = pytest.StashKey["RunResults"]()
+WIRE_KEY = pytest.StashKey[str]()
+#: The chat-channel bindings (spec §5.3); the simulator implements both.
+WIRES = ("open", "wa")
 _OPTIONS = [
     # (option, ini name, help, default)
     ("target", "conformance_target", "provider server base URL (omit for the embedded reference provider)", None),
@@ -32,6 +35,7 @@ _OPTIONS = [
     ("report_dir", "conformance_report_dir", "where reports are written (default: reports/)", "reports"),
     ("gatekeeper_listen", "conformance_gatekeeper_listen", "host[:port] the gatekeeper simulator binds (default 127.0.0.1:0)", "127.0.0.1:0"),
     ("gatekeeper_url", "conformance_gatekeeper_url", "public URL of the simulator, for a provider not on this machine", None),
+    ("wire", "conformance_wire", "chat-channel binding: open or wa (default: the declaration's wire, else open)", None),
     ("signing_key", "conformance_signing_key", "Ed25519 private key (PEM) that signs the evidence bundle", None),
 ]
 
@@ -94,6 +98,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from exc
     profile = _without_load(profile)
+    declared_wire = declaration.data.get("wire")
+    wire = option(config, "wire") or declared_wire or "open"
+    if wire not in WIRES:
+        raise pytest.UsageError(f"--wire: {wire!r} is not one of {', '.join(WIRES)}")
+    if declared_wire and wire != declared_wire:
+        raise pytest.UsageError(f"--wire {wire} contradicts the declaration's wire: {declared_wire}")
+    config.stash[WIRE_KEY] = wire
     for spec in config.getoption("area_timeout"):
         area, _, secs = spec.partition("=")
         if area not in AREAS.values() or not secs.replace(".", "", 1).isdigit():
@@ -135,7 +146,7 @@ def pytest_configure(config: pytest.Config) -> None:
             harness=option(config, "harness") or "",
             vectors_version=_vectors_version(), declaration_digest=declaration.digest,
             certify=config.getoption("certify"), insecure=config.getoption("insecure"),
-            started=now, not_applicable=frozenset(unsupported_ok),
+            started=now, not_applicable=frozenset(unsupported_ok), wire=wire,
             provenance=bases, only_requirements=tuple(dict.fromkeys(config.getoption("req"))))
         if bases != BASES:  # the report lists only what was selected
             results = config.stash[RESULTS_KEY]

@@ -234,6 +234,7 @@ pre{{white-space:pre-wrap;background:#f6f8fa;padding:8px;border-radius:4px;font-
 <dt>Run</dt><dd>{e(report['started'])} → {e(report['finished'])}{' · certification mode' if report['certify'] else ''}</dd>
 {"<dt>TLS</dt><dd><strong>--insecure: certificates were not verified</strong></dd>" if report['insecure'] else ""}
 <dt>Declaration</dt><dd>{e(report['declaration_sha256'] or 'none')}</dd>
+<dt>Chat binding</dt><dd>{e(report.get('wire', 'open'))}</dd>
 {_selection_html(report.get('selection'))}
 </dl>
 {_milestones_html(report.get('milestones', []))}

@@ -67,6 +67,8 @@ class RunResults:
     #: requirement IDs (``--req``; empty = all); a partial selection never certifies.
     provenance: tuple[str, ...] = BASES
     only_requirements: tuple[str, ...] = ()
+    #: The chat-channel binding the run used (``open`` or ``wa``, spec §5.3).
+    wire: str = "open"
 
     def requirement_verdicts(self) -> dict[str, Verdict]:
         per: dict[str, list[Verdict]] = {r.id: [] for r in self.profile_requirements}
@@ -127,6 +129,7 @@ class RunResults:
             "vectors_version": self.vectors_version,
             "target": self.target or "embedded reference provider",
             "harness": self.harness,
+            "wire": self.wire,
             "declaration_sha256": self.declaration_digest,
             "certify": self.certify,
             "insecure": self.insecure,

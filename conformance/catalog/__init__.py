@@ -109,6 +109,9 @@ class Requirement:
     added: str = FIRST_VERSION
     withdrawn: str = ""
     replaced_by: tuple[str, ...] = ()
+    #: The chat binding the requirement is specific to (spec §5.3): ``""`` = every binding,
+    #: ``"wa"`` = judged only on a ``--wire wa`` run (NOT_APPLICABLE on others).
+    wire: str = ""
 
     def active_at(self, version: str) -> bool:
         """Whether the requirement is part of profile ``version`` (added, not yet withdrawn)."""
@@ -215,6 +218,7 @@ def _requirement_from_entry(entry: dict[str, Any]) -> Requirement:
         added=str(hist.get("added", FIRST_VERSION)),
         withdrawn=str(hist.get("withdrawn", "")),
         replaced_by=tuple(hist.get("replaced_by", ())),
+        wire=entry.get("wire", ""),
     )
 
 
@@ -301,6 +305,8 @@ def _entry(r: Requirement) -> dict[str, Any]:
         "provenance": prov,
         "milestone": r.milestone,
     }
+    if r.wire:
+        entry["wire"] = r.wire
     hist: dict[str, Any] = {}
     if r.added != FIRST_VERSION or r.withdrawn:
         hist["added"] = r.added
@@ -336,7 +342,7 @@ def dump_catalog(requirements: list[Requirement], profile_version: str,
 _REQ_HEADING = re.compile(r"^#### (?P<id>[A-Z0-9]+-\d{3}) — (?P<title>\S.*?)\s*$")
 _META = re.compile(
     r"^- Level: (?P<level>MUST|SHOULD|MAY) · Role: (?P<role>provider-server|provider-client)"
-    r" · Profiles: (?P<profiles>[a-z]+(?:, [a-z]+)*)\s*$"
+    r" · Profiles: (?P<profiles>[a-z]+(?:, [a-z]+)*)(?: · Wire: (?P<wire>open|wa))?\s*$"
 )
 _PROVENANCE = re.compile(r"^- Provenance: (?P<basis>[a-z]+)(?P<rest>(?: · (?:Source|Reason): [^·]+?)+)"
                          r" · Milestone: (?P<milestone>M\d)\s*$")
@@ -454,6 +460,7 @@ def parse_spec(path: str | Path | None = None) -> dict[str, Requirement]:
                 added=history.group("added") if history else FIRST_VERSION,
                 withdrawn=(history.group("withdrawn") or "") if history else "",
                 replaced_by=tuple(history.group("by").split(", ")) if history and history.group("by") else (),
+                wire=meta.group("wire") or "",
             )
             try:
                 _check_provenance(f"{path}:{no}", out[req_id])
@@ -510,7 +517,7 @@ def diff_catalog_against_spec(
     for rid in sorted(by_id.keys() & spec.keys()):
         cat, sp = by_id[rid], spec[rid]
         for field in ("level", "role", "title", "section", "area", "provenance", "source",
-                      "reason", "milestone", "added", "withdrawn", "replaced_by"):
+                      "reason", "milestone", "added", "withdrawn", "replaced_by", "wire"):
             if getattr(cat, field) != getattr(sp, field):
                 problems.append(f"{rid}: {field} {getattr(cat, field)!r} in the catalog, "
                                 f"{getattr(sp, field)!r} in the spec")

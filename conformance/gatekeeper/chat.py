@@ -1,8 +1,8 @@
-"""One chat-channel connection (spec §5.1): WebSocket → Noise XX → stanzas.
+"""One chat-channel connection (spec §5.1): WebSocket → binding (handshake, framing) → stanzas.
 
-``ChatSession.run`` is the asyncio driver around the sans-IO pieces (``NoiseResponder``,
-``parse_stanza``): it authenticates the handshake through the ``authenticate`` callable it is
-given (:func:`.handshake.authenticate`), then reads frames and hands each stanza to ``handle``
+``ChatSession.run`` is the asyncio driver around the sans-IO binding (:mod:`.wire`: ``open``,
+Noise XX + protobuf, or ``wa``, WA Noise + binary XML, as ``settings.wire`` says): it
+authenticates the handshake through the ``authenticate`` callable it is given (:func:`.handshake.authenticate`), then reads frames and hands each stanza to ``handle``
 (:func:`.routing.handle`), while one writer task encrypts and sends, in order, G's answers and
 the login's mailbox. Every failure here ends this connection only. It knows the state core
 (settings, log, mailbox, the connection registry) and nothing above it.
@@ -16,13 +16,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from reference_impl.channel import ChannelError, ClientHello, NoiseResponder, NoiseTransport
+from reference_impl.channel import ChannelError, ClientHello
+from reference_impl.wa.binary_xml import WAError
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import ProviderAccount
 from .handshake import HandshakeRejected
-from .stanzas import FrameError, code_name, describe, error_stanza, fresh_id, parse_stanza
+from .stanzas import FrameError, code_name, describe, error_stanza, fresh_id
 from .state import GatekeeperState
+from .wire import HandshakeFailed, Hello, Incoming, ServerWire, make_server_wire
 
 __all__ = ["SUBPROTOCOL", "ChatSession", "HandshakeRejected"]
 
@@ -34,8 +36,6 @@ Authenticate = Callable[[bytes, ClientHello, "ChatSession"], Awaitable[ProviderA
 #: ``(session, stanza)``: G's answer to one stanza a client sent.
 Handle = Callable[["ChatSession", pb.Stanza], Awaitable[None]]
 _conn_ids = itertools.count(1)
-#: ``-> e`` with an empty payload: one 32-byte X25519 key and nothing else.
-_MSG1_SIZE = 32
 
 
 class _Closed(Exception):
@@ -52,7 +52,12 @@ class ChatSession:
         self._scope, self._receive, self._send = scope, receive, send
         self.login: str | None = None
         self.account: ProviderAccount | None = None
-        self.transport: NoiseTransport | None = None
+        #: The binding (spec §5.3): bytes of WebSocket messages <-> stanzas.
+        self.wire: ServerWire = make_server_wire(
+            gk.settings.wire, static_private=gk.handshake_noise_private(),
+            cert_chain=gk.wa_cert_chain() if gk.settings.wire == "wa" else b"",
+            max_frame=gk.settings.max_frame)
+        self._early: deque[Incoming] = deque()
         self._replies: deque[pb.Stanza] = deque()
         self._wake = asyncio.Event()
         self._activity = asyncio.Event()
@@ -150,36 +155,37 @@ class ChatSession:
         return data
 
     async def _handshake(self) -> None:
-        responder = NoiseResponder(self.gk.handshake_noise_private())
+        wire = self.wire
         try:
-            msg1 = await self._frame()
-            if len(msg1) != _MSG1_SIZE:
-                # CHN-004: message 1 is the bare ephemeral key; its payload must be empty.
-                raise ChannelError(f"first handshake message is {len(msg1)} bytes, not {_MSG1_SIZE} "
-                                   "(an ephemeral key and an empty payload)")
-            await self._send({"type": "websocket.send", "bytes": responder.respond(msg1)})
-            self._hs_stage = "message 2 sent, waiting for handshake message 3"
-            msg3 = await self._frame()
-            self._hs_stage = "message 3 received, authenticating"
-            payload = responder.finish(msg3)
-        except ChannelError as exc:
-            self.log("handshake_failed", reason="noise", detail=str(exc), requirement="CHN-002")
+            hello = None
+            while hello is None:
+                data = await self._frame()
+                events = wire.receive(data)
+                for out in wire.data_to_send():
+                    await self._send({"type": "websocket.send", "bytes": out})
+                self._hs_stage = wire.stage
+                hello = next((e for e in events if isinstance(e, Hello)), None)
+        except HandshakeFailed as exc:
+            self.log("handshake_failed", reason="noise", detail=exc.detail, requirement=exc.requirement)
             await self._close(1002, "bad handshake")
-        self.transport = responder.transport
-        assert self.transport is not None
+        except FrameError as exc:  # wa: a frame after the handshake in the same message
+            await self._fail(exc)
+        if hello.problem is not None:
+            await self._refuse(HandshakeRejected(*hello.problem))
+        assert hello.hello is not None
         try:
-            hello = ClientHello.decode(payload)
-            account = await self._authenticate(self.transport.remote_static, hello, self)
-        except ChannelError as exc:
-            await self._refuse(HandshakeRejected(pb.ERROR_CODE_MALFORMED, str(exc), "CHN-004"))
+            account = await self._authenticate(hello.remote_static, hello.hello, self)
         except HandshakeRejected as exc:
             await self._refuse(exc)
         self.login, self.account = account.login, account
         self.gk.attach(self)
         # CHN-002: a fingerprint of the client's handshake ephemeral (message 1), so that a
         # client reusing one ephemeral across connections can be told from a fresh handshake.
-        self.log("connected", peer=self.peer, protocol_version=hello.protocol_version,
-                 ephemeral=hashlib.sha256(bytes(msg1)).hexdigest()[:16])
+        self.log("connected", peer=self.peer, protocol_version=hello.hello.protocol_version,
+                 wire=wire.name, ephemeral=hashlib.sha256(hello.ephemeral).hexdigest()[:16])
+        for ev in events:  # stanzas that came in the same WebSocket message as the handshake
+            if isinstance(ev, Incoming):
+                self._early.append(ev)
 
     async def _refuse(self, exc: HandshakeRejected) -> None:
         self.log("handshake_failed", reason=code_name(exc.code), detail=exc.detail,
@@ -188,20 +194,22 @@ class ChatSession:
         await self._close(1008, code_name(exc.code))
 
     async def _read_loop(self) -> None:
+        while self._early:
+            ev = self._early.popleft()
+            self.log("stanza_received", **describe(ev.stanza, ev.size))
+            await self._handle(self, ev.stanza)
         while True:
             frame = await self._frame()
-            assert self.transport is not None
             try:
-                plaintext = self.transport.decrypt(frame)
-            except ChannelError as exc:
-                await self._fail(FrameError(pb.ERROR_CODE_MALFORMED, str(exc), "CHN-005"))
-            try:
-                stanza = parse_stanza(plaintext)
+                events = self.wire.receive(frame)
             except FrameError as exc:
-                self.log("stanza_received", type="unparseable", size=len(plaintext))
+                if exc.unparseable_size is not None:
+                    self.log("stanza_received", type="unparseable", size=exc.unparseable_size)
                 await self._fail(exc)
-            self.log("stanza_received", **describe(stanza, len(plaintext)))
-            await self._handle(self, stanza)
+            for ev in events:
+                if isinstance(ev, Incoming):
+                    self.log("stanza_received", **describe(ev.stanza, ev.size))
+                    await self._handle(self, ev.stanza)
 
     # -- sending -----------------------------------------------------------------------------------
     def reply(self, stanza: pb.Stanza) -> None:
@@ -245,13 +253,13 @@ class ChatSession:
 
     async def _send_now(self, stanza: pb.Stanza) -> None:
         async with self._send_lock:
-            if self.transport is None:
+            if not self.wire.ready:
                 return
-            data = stanza.SerializeToString()
-            frame = self.transport.encrypt(data)
-            await self._send({"type": "websocket.send", "bytes": frame})
+            size = self.wire.send(stanza)
+            for out in self.wire.data_to_send():
+                await self._send({"type": "websocket.send", "bytes": out})
         kind = "error_sent" if stanza.WhichOneof("body") == "error" else "stanza_sent"
-        self.log(kind, **describe(stanza, len(data)))
+        self.log(kind, **describe(stanza, size))
 
     async def ping(self) -> asyncio.Future[None]:
         sid = fresh_id("ping")
@@ -283,10 +291,10 @@ class ChatSession:
         """A protocol error: tell the client why (when the channel allows) and close."""
         self.log("protocol_error", code=code_name(exc.code), detail=exc.detail,
                  requirement=exc.requirement)
-        if self.transport is not None:
+        if self.wire.ready:
             try:
                 await self._send_now(error_stanza("", exc.code, exc.detail))
-            except ChannelError:
+            except (ChannelError, WAError):
                 pass
         await self._close(exc.close_code, code_name(exc.code))
 

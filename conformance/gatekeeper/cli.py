@@ -22,12 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="base URL providers use to reach this gatekeeper, if not the bound one")
     parser.add_argument("--tls", action="store_true",
                         help="serve HTTPS/WSS with a freshly generated CA (printed as ca_certificates)")
+    parser.add_argument("--wire", choices=("open", "wa"), default="open",
+                        help="chat-channel binding of the chat endpoint (spec §5.3; default: open)")
 
 
 async def _serve(args: argparse.Namespace) -> int:
     from .core import Gatekeeper
+    from .settings import Settings
 
-    gk = Gatekeeper()
+    gk = Gatekeeper(Settings(wire=args.wire))
     await gk.start(listen=args.listen, port=args.port, tls=args.tls, public_url=args.public_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -120,6 +120,10 @@ class Gatekeeper(GatekeeperState):
             "jwks_url": f"{base}/.well-known/oauth/openid/jwks",
             "issuer": self.settings.issuer,
             "audience": self.settings.audience,
+            # The chat binding this endpoint speaks and, for wa, the root of its certificate
+            # chain (spec §5.3): optional harness fields a provider may ignore under ``open``.
+            "wire": self.settings.wire,
+            "wa_root_key": b64url_encode(self.wa_root_public),
         }
 
     def register_provider(self, provider_id: str, jwks_url: str, push_url: str, media_base: str,

@@ -26,6 +26,8 @@ class Settings:
     # -- chat channel ------------------------------------------------------------------------
     #: A client that has not finished the Noise handshake by then is dropped.
     handshake_timeout_s: float = 10.0
+    #: The chat-channel binding G's endpoint speaks (``open`` or ``wa``, spec §5.3).
+    wire: str = "open"
     #: G pings a quiet connection after this long; CHN-008 gives the client 10 s to answer.
     ping_interval_s: float = 30.0
     pong_timeout_s: float = 10.0

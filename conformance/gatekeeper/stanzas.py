@@ -52,12 +52,15 @@ def code_name(code: int) -> str:
 class FrameError(Exception):
     """The frame cannot be processed: G answers ``error`` with ``code`` and closes."""
 
-    def __init__(self, code: int, detail: str, requirement: str, close_code: int = 1002) -> None:
+    def __init__(self, code: int, detail: str, requirement: str, close_code: int = 1002, *,
+                 unparseable_size: int | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.requirement = requirement
         self.close_code = close_code
+        #: Set when a plaintext arrived but is no stanza (logged as ``unparseable``, CHN-005).
+        self.unparseable_size = unparseable_size
 
 
 def parse_stanza(plaintext: bytes) -> pb.Stanza:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from conformance.redact import register_secret
 
+from reference_impl.signal.keys import KeyPair, PrivateKey
+from reference_impl.wa.certs import make_cert_chain
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .directory import ProviderAccount, StanzaRejected
@@ -119,6 +121,20 @@ class GatekeeperState:
         self.enlistment_overrides: list[EnlistmentOverride] = []
         #: Static keys presented instead of the published one while set (CHN-003), newest last.
         self.noise_impostors: list[bytes] = []
+        # wa binding (W14): G's certificate chain under the kit's own test root. The provider
+        # under test learns the root's public key from the harness configuration.
+        self._wa_root = PrivateKey.generate()
+        register_secret(self._wa_root.serialize(), "gatekeeper wa root key")
+        self.wa_root_public = self._wa_root.public_key().u
+        self._wa_intermediate = KeyPair.generate()
+        self._wa_chain: bytes | None = None
+
+    def wa_cert_chain(self) -> bytes:
+        """The chain proving the *published* static key: an impostor key (CHN-003) fails it."""
+        if self._wa_chain is None:
+            self._wa_chain = make_cert_chain(root=self._wa_root, intermediate=self._wa_intermediate,
+                                             server_static=self.noise_public)
+        return self._wa_chain
 
     def handshake_noise_private(self) -> bytes:
         """The Noise static key G uses for a handshake starting now."""

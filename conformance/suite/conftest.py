@@ -7,12 +7,44 @@ from collections.abc import Iterator
 import pytest
 
 from conformance import allure_support
+from conformance.catalog import load_catalog
 from conformance.evidence_log import Evidence
 from conformance.harness_client import HarnessClient, HarnessError
-from conformance.plugin import DECLARATION_KEY, PROFILE_KEY, option
-from conformance.verdicts import not_tested
+from conformance.plugin import DECLARATION_KEY, PROFILE_KEY, WIRE_KEY, option
+from conformance.verdicts import NOT_TESTED_PREFIX, not_tested
 
 from .kit import Kit, ProviderUser, start_kit
+
+#: The wa binding's own rules (catalog ``wire: wa``): CHN-030..CHN-035.
+WA_RULES = frozenset(r.id for r in load_catalog() if r.wire == "wa")
+
+_VIOLATIONS = ("handshake_failed", "protocol_error")
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """A check that fails while the client broke one of the wa binding's own rules (CHN-030..035)
+    is blocked, not failed: the broken rule is reported on its own requirement, and every other
+    check needs a working wa connection as a precondition (as ``new_user`` makes NOT_TESTED)."""
+    report = yield
+    kit = getattr(item, "funcargs", {}).get("kit")
+    start = getattr(item, "_conformance_start", None)
+    if (report.when != "call" or not report.failed or kit is None or start is None
+            or kit.gk.settings.wire != "wa"):
+        return report
+    marker = item.get_closest_marker("requirement")
+    if marker is not None and set(marker.args) & set(WA_RULES):
+        return report
+    broken = [e for e in kit.events(since=start)
+              if e["kind"] in _VIOLATIONS and e["detail"].get("requirement") in WA_RULES]
+    if broken:
+        rules = sorted({e["detail"]["requirement"] for e in broken})
+        e = broken[0]
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f"Skipped: {NOT_TESTED_PREFIX}blocked: the client broke the wa binding's "
+                           f"{', '.join(rules)} ({e['kind']}: {e['detail'].get('detail')})")
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +57,7 @@ def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
                   gatekeeper_url=option(config, "gatekeeper_url"),
                   insecure=config.getoption("insecure"), worker=worker,
                   reference_faults=tuple(config.getoption("reference_fault")),
-                  http2=config.getoption("http2"))
+                  http2=config.getoption("http2"), wire=config.stash[WIRE_KEY])
     yield k
     k.close(keep_state=config.getoption("keep_state"))
 
@@ -36,6 +68,7 @@ def evidence(request: pytest.FixtureRequest, kit: Kit) -> Iterator[Evidence]:
     ev = Evidence(request.node.nodeid)
     request.node._conformance_evidence = ev
     start = kit.mark()
+    request.node._conformance_start = start
     allure = allure_support.enabled(request.config)
     if allure:
         from conformance.catalog import load_catalog

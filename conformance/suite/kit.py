@@ -20,6 +20,7 @@ from typing import Any, Callable, Coroutine, NoReturn, TypeVar
 from conformance.bounded_http import BoundedHttp
 from conformance.evidence_log import Evidence
 from conformance.gatekeeper import Gatekeeper, SimUser
+from conformance.gatekeeper.settings import Settings
 from conformance.harness_client import HarnessClient
 from conformance.loop import LoopThread
 from conformance.profile import Declaration, Profile
@@ -188,9 +189,10 @@ def _media_base(target: str, declared: str | None) -> str:
 
 def start_kit(*, profile: Profile, declaration: Declaration, target: str | None, harness: str | None,
               gatekeeper_listen: str, gatekeeper_url: str | None, insecure: bool,
-              worker: str = "", reference_faults: tuple[str, ...] = (), http2: bool = False) -> Kit:
+              worker: str = "", reference_faults: tuple[str, ...] = (), http2: bool = False,
+              wire: str = "open") -> Kit:
     loop = LoopThread()
-    gk = Gatekeeper()
+    gk = Gatekeeper(Settings(wire=wire))
     host, _, port = gatekeeper_listen.rpartition(":")
     try:
         loop.run(gk.start(listen=host or "127.0.0.1", port=int(port or 0), tls=True,

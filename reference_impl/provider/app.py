@@ -93,6 +93,8 @@ class ProviderApp:
         if path.exists():
             d = json.loads(path.read_text("utf-8"))
             d["noise_static_key"] = bytes.fromhex(d["noise_static_key"])
+            if d.get("wa_root_key"):
+                d["wa_root_key"] = bytes.fromhex(d["wa_root_key"])
             self.gatekeeper = GatekeeperSettings(**d)
         elif self.config.gatekeeper is not None:
             self.gatekeeper = self.config.gatekeeper
@@ -166,6 +168,7 @@ class ProviderApp:
         self.gatekeeper = gk
         d = {k: getattr(gk, k) for k in gk.__dataclass_fields__}
         d["noise_static_key"] = gk.noise_static_key.hex()
+        d["wa_root_key"] = gk.wa_root_key.hex() if gk.wa_root_key else None
         self._gk_file().write_text(json.dumps(d), "utf-8")
         if self._g_http is not None:
             await self._g_http.aclose()

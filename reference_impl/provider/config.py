@@ -40,6 +40,10 @@ class GatekeeperSettings:
     issuer: str = ""
     #: The ``aud`` value provider user tokens must name (ID-007).
     audience: str = ""
+    #: The chat-channel binding G's endpoint speaks: ``open`` or ``wa`` (spec §5.3).
+    wire: str = "open"
+    #: wa: the root key G's certificate chain must chain up to (W14), 32 bytes.
+    wa_root_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

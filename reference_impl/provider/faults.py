@@ -19,10 +19,12 @@ class Fault:
     description: str
     requirements: tuple[str, ...]
     area: str
+    #: The chat binding the fault lives in ("" = any); the self-check runs it with ``--wire``.
+    wire: str = ""
 
 
-def _f(name: str, area: str, requirements: str, description: str) -> Fault:
-    return Fault(name, description, tuple(requirements.split()), area)
+def _f(name: str, area: str, requirements: str, description: str, wire: str = "") -> Fault:
+    return Fault(name, description, tuple(requirements.split()), area, wire)
 
 
 _ALL = [
@@ -275,6 +277,23 @@ _ALL = [
     _f("account_deletion_as_opt_out", "consent", "CON-014",
        "Deleting the account reuses the opt-out path: the deletion request says `opt_out` and the "
        "user's conversations stay on the device."),
+    # -- h21: the wa binding (issue 14); judged with --wire wa -------------------------------
+    _f("wa_wrong_header", "channel", "CHN-030",
+       "wa: the connection header carries protocol version 5 (`WA 05 02`), an older WA header.",
+       "wa"),
+    _f("wa_frame_length_of_plaintext", "channel", "CHN-031",
+       "wa: transport frames carry the plaintext's length, forgetting the 16-byte GCM tag.", "wa"),
+    _f("wa_compressed_flag_lie", "channel", "CHN-032",
+       "wa: every stanza's flag byte says zlib-deflated (2) although the node is not compressed.",
+       "wa"),
+    _f("wa_token_outside_dictionary", "channel", "CHN-033",
+       "wa: nodes are written with a newer token table, so `text` goes out as token 240, which "
+       "dictionary version 2 does not have.", "wa"),
+    _f("wa_jid_without_integrator", "channel", "CHN-034",
+       "wa: provider users' JIDs are written as plain `user@interop` pairs (JID_PAIR) instead of "
+       "the interop JID with device and integrator.", "wa"),
+    _f("wa_payload_without_token", "channel", "CHN-035",
+       "wa: the ClientPayload's `interopData` lacks the user's JWT (`token`).", "wa"),
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _ALL}

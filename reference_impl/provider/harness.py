@@ -42,6 +42,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "jwks_url": {"type": "string", "format": "uri"},
             "issuer": _STR,
             "audience": _STR,
+            "wire": {"type": "string", "enum": ["open", "wa"]},
+            "wa_root_key": _STR,
         },
     },
     "CreateUser": {"type": "object", "properties": {"user_visible_id": _STR}},
@@ -101,13 +103,13 @@ def _validate(name: str, doc: Any) -> Any:
     return doc
 
 
-def _b64url(text: str) -> bytes:
+def _b64url(text: str, name: str = "noise_static_key") -> bytes:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError):
-        raise ProblemError(400, "bad-request", "noise_static_key is not base64url") from None
+        raise ProblemError(400, "bad-request", f"{name} is not base64url") from None
     if len(raw) != 32:
-        raise ProblemError(400, "bad-request", "noise_static_key must decode to 32 bytes")
+        raise ProblemError(400, "bad-request", f"{name} must decode to 32 bytes")
     return raw
 
 
@@ -138,7 +140,9 @@ def build_harness(app: "ProviderApp") -> Starlette:
             enlist_url=doc["enlist_url"], chat_url=doc["chat_url"],
             noise_static_key=_b64url(doc["noise_static_key"]), media_host=doc["media_host"],
             ca_certificates=doc["ca_certificates"], jwks_url=doc.get("jwks_url", ""),
-            issuer=doc.get("issuer", ""), audience=doc.get("audience", ""))
+            issuer=doc.get("issuer", ""), audience=doc.get("audience", ""),
+            wire=doc.get("wire", "open"),
+            wa_root_key=_b64url(doc["wa_root_key"], "wa_root_key") if doc.get("wa_root_key") else None)
         await app.reset(gk)
         return Response(status_code=204)
 

@@ -451,6 +451,11 @@ class WAServer(_Connection):
         self._state = _State.WAIT_HELLO
         self._re: bytes | None = None
 
+    @property
+    def remote_ephemeral(self) -> bytes | None:
+        """The client's handshake ephemeral (clientHello), once read."""
+        return self._re
+
     def _on_handshake(self, frame: bytes) -> list[Event]:
         ss = self._ss
         if self._state is _State.WAIT_HELLO:

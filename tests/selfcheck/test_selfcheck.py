@@ -21,9 +21,12 @@ FULL = load_profile("full")
 
 
 def _failures(run) -> dict[str, str]:
-    """Non-PASS verdicts, except a MAY nobody checks (CHN-009: any behaviour is allowed)."""
+    """Non-PASS verdicts, except a MAY nobody checks (CHN-009: any behaviour is allowed) and a
+    requirement of the other chat binding (NOT_APPLICABLE: ``wire`` in the catalog)."""
+    wire = run.report.get("wire", "open")
     return {rid: v for rid, v in run.verdicts().items()
-            if v != "PASS" and not (CATALOG[rid].level == "MAY" and v == "NOT_TESTED")}
+            if v != "PASS" and not (CATALOG[rid].level == "MAY" and v == "NOT_TESTED")
+            and not (v == "NOT_APPLICABLE" and CATALOG[rid].wire not in ("", wire))}
 
 
 def test_reference_provider_passes_full_three_ways_with_no_flakes_or_vacuous_passes():
@@ -47,6 +50,18 @@ def test_reference_provider_passes_full_three_ways_with_no_flakes_or_vacuous_pas
             if c["verdict"] in ("PASS", "WARN"):
                 assert c["exchanges"] > 0, f"{c['nodeid']} passed without any exchange"
     print("\nfull profile wall time: " + ", ".join(f"{m} {r.wall:.0f} s" for m, r in runs.items()))
+
+
+def test_reference_provider_passes_full_over_the_wa_binding():
+    """The full profile over the wa binding (issue 14): every requirement PASS, identical
+    verdicts on two runs."""
+    runs = [run_suite("--profile", "full", "--wire", "wa", workers="2") for _ in range(2)]
+    for run in runs:
+        assert run.report["wire"] == "wa"
+        assert run.report["result"] == "PASS", f"{_failures(run)}\n{run.output[-3000:]}"
+        assert _failures(run) == {}
+    assert runs[0].verdicts() == runs[1].verdicts(), "flake over the wa binding"
+    print("\nfull profile over wa, wall time: " + ", ".join(f"{r.wall:.0f} s" for r in runs))
 
 
 def _fault_ids(name: str) -> set[str]:
@@ -81,7 +96,8 @@ SUITE_FAULTS = sorted(n for n, f in FAULTS.items() if not all(r.startswith("LOAD
 @pytest.mark.parametrize("fault", SUITE_FAULTS)
 def test_fault_is_caught_without_collateral(fault: str, tmp_path: Path):
     profile = requirement_profile(tmp_path, f"fault-{fault}", fault_selection(fault))
-    run = run_suite("--profile", str(profile), "--reference-fault", fault)
+    wire = ("--wire", FAULTS[fault].wire) if FAULTS[fault].wire else ()
+    run = run_suite("--profile", str(profile), "--reference-fault", fault, *wire)
     verdicts = run.verdicts()
     c = classify(fault, verdicts)
     assert not c["missed"], f"{fault}: not caught on " + str({r: verdicts.get(r) for r in c["missed"]})

@@ -29,7 +29,7 @@ PACKAGES = ("conformance", "reference_impl", "vectors")
 #: (layer, module prefixes), lowest first. The longest matching prefix decides a module's layer.
 LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (0, ("reference_impl", "reference_impl.signal")),
-    (1, ("reference_impl.media", "reference_impl.wire", "reference_impl.channel",
+    (1, ("reference_impl.media", "reference_impl.wire", "reference_impl.channel", "reference_impl.wa",
          "reference_impl.tlsutil",
          # A leaf utility with no kit imports, shared by the event log and the report writers.
          "conformance.redact")),

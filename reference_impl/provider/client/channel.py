@@ -1,4 +1,4 @@
-"""The chat channel of one client (spec §5): WebSocket, Noise handshake, framing, requests and
+"""The chat channel of one client (spec §5): WebSocket, the binding (:mod:`.wire`), requests and
 their answers, rate-limit back-off, and the reader that hands every other stanza on.
 
 One :class:`Channel` lives as long as its client and carries one connection at a time. It
@@ -16,24 +16,21 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 
-from google.protobuf.message import DecodeError
 from websockets.asyncio.client import ClientConnection, connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from reference_impl.channel import ChannelError, ClientHello, NoiseInitiator, NoiseTransport
+from reference_impl.channel import ChannelError, ClientHello
 from reference_impl.wire import stanzas_pb2 as pb
 
 from ..faults import Faults
 from .errors import ClientError, ConnectFailed, ConnectionLost, StanzaError
+from .wire import ClientWire, make_client_wire
 
 __all__ = ["Channel", "SUBPROTOCOL"]
 
 SUBPROTOCOL = "interop.v1"
 
 log = logging.getLogger("reference_impl.provider.client")
-
-#: Where fault ``fragment_large_stanzas`` cuts a stanza.
-FRAGMENT = 16384
 
 #: Stanzas that answer a request by its id.
 ANSWERS = ("ack", "pong", "key_bundle", "blocklist")
@@ -55,7 +52,7 @@ class Channel:
         self._on_lost = on_lost
         self._on_un_enlisted = on_un_enlisted
         self._ws: ClientConnection | None = None
-        self._transport: NoiseTransport | None = None
+        self._wire: ClientWire | None = None
         self._reader: asyncio.Task | None = None
         self._send_lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future] = {}
@@ -85,9 +82,11 @@ class Channel:
 
     # ------------------------------------------------------------------ open / close
     async def open(self, url: str, ssl_ctx: ssl.SSLContext | None, authkey: bytes,
-                   hello: Callable[[], ClientHello], expected_server_static: bytes | None) -> None:
-        """Connect, run the Noise handshake and start the reader; raises :class:`ConnectFailed`.
-        ``hello`` is called once G's handshake message arrived (the JWT is fresh)."""
+                   hello: Callable[[], ClientHello], expected_server_static: bytes | None, *,
+                   wire: str = "open", login: str = "", root_public: bytes | None = None) -> None:
+        """Connect, run the binding's handshake and start the reader; raises :class:`ConnectFailed`.
+        ``hello`` gives the handshake payload (a fresh JWT): ``open`` asks once G's handshake
+        message arrived, ``wa`` when the connection starts (its payload is fixed up front)."""
         timeout = self.timeout
         if self.faults.on("stanza_id_reuse"):
             self._id_counter = 0
@@ -100,13 +99,21 @@ class Channel:
         except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
             raise ConnectFailed("network", f"cannot open the chat channel: {exc!r}") from None
         try:
-            init = NoiseInitiator(authkey, ephemeral_private=self._cached_ephemeral)
-            await ws.send(init.start())
-            msg2 = await asyncio.wait_for(ws.recv(), timeout)
-            if not isinstance(msg2, bytes):
-                raise ChannelError("text frame in handshake")
-            msg3 = init.finish(msg2, hello(), expected_server_static=expected_server_static)
-            await ws.send(msg3)
+            binding = make_client_wire(wire, authkey=authkey, hello=hello, login=login,
+                                       root_public=root_public,
+                                       expected_server_static=expected_server_static,
+                                       faults=self.faults,
+                                       ephemeral_private=self._cached_ephemeral)
+            for out in binding.start():
+                await ws.send(out)
+            final: list[bytes] | None = None
+            while final is None:
+                msg2 = await asyncio.wait_for(ws.recv(), timeout)
+                if not isinstance(msg2, bytes):
+                    raise ChannelError("text frame in handshake")
+                final = binding.handshake(msg2)
+            for out in final:
+                await ws.send(out)
         except ChannelError as exc:
             await ws.close()
             raise ConnectFailed("handshake", str(exc)) from None
@@ -114,7 +121,7 @@ class Channel:
             with contextlib.suppress(Exception):
                 await ws.close()
             raise ConnectFailed("network", f"handshake interrupted: {exc!r}") from None
-        self._ws, self._transport = ws, init.transport
+        self._ws, self._wire = ws, binding
         self._closed.clear()
         self._reader = self._spawn(self._read_loop(ws))
 
@@ -136,7 +143,7 @@ class Channel:
         """Called once by the reader when its connection ends."""
         was_ready = self.ready.is_set()
         self.ready.clear()
-        self._ws = self._transport = None
+        self._ws, self._wire = None, None
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionLost())
@@ -147,14 +154,11 @@ class Channel:
     # ------------------------------------------------------------------ framing
     async def write(self, stanza: pb.Stanza) -> None:
         async with self._send_lock:
-            ws, transport = self._ws, self._transport
-            if ws is None or transport is None:
+            ws, binding = self._ws, self._wire
+            if ws is None or binding is None:
                 raise ConnectionLost()
-            plain = stanza.SerializeToString()
-            size = FRAGMENT if self.faults.on("fragment_large_stanzas") else len(plain) or 1
             try:
-                for i in range(0, max(len(plain), 1), size):
-                    frame = transport.encrypt(plain[i:i + size])
+                for frame in binding.encode(stanza):
                     await asyncio.wait_for(ws.send(frame), self.timeout)
             except (WebSocketException, OSError, asyncio.TimeoutError):
                 raise ConnectionLost() from None
@@ -225,21 +229,21 @@ class Channel:
                     frame = await ws.recv()
                 except (WebSocketException, OSError):
                     return
-                if not isinstance(frame, bytes) or self._transport is None:
+                if not isinstance(frame, bytes) or self._wire is None:
                     return
                 try:
-                    plain = self._transport.decrypt(frame)
-                    stanza = pb.Stanza.FromString(plain)
-                except (ChannelError, DecodeError):
+                    stanzas = self._wire.receive(frame)
+                except ChannelError:
                     log.warning("client %s: undecodable frame; closing", self.handle)
                     return
-                try:
-                    await self._dispatch(stanza)
-                except ConnectionLost:
-                    return
-                except Exception:  # a bug handling one stanza must not kill the channel
-                    log.exception("client %s: error handling a %s stanza", self.handle,
-                                  stanza.WhichOneof("body"))
+                for stanza in stanzas:
+                    try:
+                        await self._dispatch(stanza)
+                    except ConnectionLost:
+                        return
+                    except Exception:  # a bug handling one stanza must not kill the channel
+                        log.exception("client %s: error handling a %s stanza", self.handle,
+                                      stanza.WhichOneof("body"))
         finally:
             with contextlib.suppress(Exception):
                 await ws.close()

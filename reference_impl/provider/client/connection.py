@@ -70,7 +70,7 @@ class ConnectionMixin(ClientBase):
             gk.chat_url, self._ssl(gk.chat_url), bytes.fromhex(self.state["authkey"]),
             hello=self._hello,
             expected_server_static=None if self.faults.on("no_gatekeeper_key_check")
-            else gk.noise_static_key)
+            else gk.noise_static_key, **self._wire_args())
         try:
             await self._startup()
         except StanzaError as exc:
@@ -191,4 +191,10 @@ class ConnectionMixin(ClientBase):
                      on_un_enlisted=lambda: None)
         self._extra_channels.append(ch)
         await ch.open(gk.chat_url, self._ssl(gk.chat_url), bytes.fromhex(self.state["authkey"]),
-                      hello=self._hello, expected_server_static=gk.noise_static_key)
+                      hello=self._hello, expected_server_static=gk.noise_static_key,
+                      **self._wire_args())
+
+    def _wire_args(self) -> dict:
+        """The binding G's chat endpoint speaks (harness ``wire``) and what it needs."""
+        gk = self.gatekeeper()
+        return {"wire": gk.wire or "open", "login": self.login or "", "root_public": gk.wa_root_key}
