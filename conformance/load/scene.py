@@ -30,7 +30,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from conformance.bounded_http import BoundedHttp
+from conformance.embedded import start_embedded_provider, start_gatekeeper, stop_servers
 from conformance.gatekeeper import Gatekeeper
 from conformance.gatekeeper.media import storage_reference_of
 from conformance.harness_client import HarnessClient
@@ -97,18 +97,12 @@ class Scene:
 
     # -- set-up -----------------------------------------------------------------------------
     def start(self) -> None:
-        host, _, port = self._gk_listen.rpartition(":")
-        self.loop.run(self.gk.start(listen=host or "127.0.0.1", port=int(port or 0), tls=True,
-                                    public_url=self._gk_url), 30)
+        start_gatekeeper(self.loop, self.gk, self._gk_listen, self._gk_url)
         target, harness, verify = self._target, self._harness, not self._insecure
         ca_pem = ""
         if not target:
-            from reference_impl.provider import ReferenceProvider
-
-            self.data_dir = Path(tempfile.mkdtemp(prefix="refprov-load-"))
-            self.embedded = ReferenceProvider()
-            self.loop.run(self.embedded.start(tls=True, data_dir=self.data_dir,
-                                              faults=self.faults), 60)
+            self.embedded, self.data_dir = start_embedded_provider(self.loop, self.faults,
+                                                                   prefix="refprov-load-")
             target, harness = self.embedded.target_url, self.embedded.harness_url
             ca_pem = Path(self.embedded.ca_certificate).read_text()
             verify = str(self.embedded.ca_certificate)
@@ -341,22 +335,10 @@ class Scene:
                 "memory": [[t, rss] for t, rss in self.memory]}
 
     def close(self) -> None:
-        self.http.close()
-
-        async def _stop() -> None:
-            app = getattr(self.embedded, "app", None)
-            if app is not None:
-                await app.stop_clients()
-                await app.close_http()
-            await self.gk.stop()
-            if self.embedded is not None:
-                await self.embedded.stop()
         try:
-            self.loop.run(_stop(), 60)
-        except Exception as exc:  # noqa: BLE001 - a messy shutdown says nothing about the load
-            log.warning("scene shutdown was not clean: %r", exc)
+            stop_servers(self.loop, self.gk, self.embedded, http=getattr(self, "http", None),
+                         what="scene")
         finally:
-            self.loop.close()
             if self.data_dir is not None:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
 
