@@ -158,13 +158,19 @@ def main() -> int:
         try:
             print(f"generator ceiling vs h2load (trivial loopback server, {args.connections} "
                   f"connections, {args.seconds} s each, 1 generator process)")
+            if not shutil.which("h2load"):
+                print("  h2load NOT FOUND: no baseline, no ratio (Debian: apt-get install "
+                      "nghttp2-client); the kit's own figures follow")
             print(f"{'':18}{'kit (Locust)':>16}{'h2load --h1':>16}{'kit / h2load':>14}")
             for label, user, path, unit in (("push req/s", "PushBench", "/push", "rps"),
                                             ("media MB/s", "MediaBench", "/blob", "mbps")):
                 kit = _locust(user, port, args.seconds, args.connections, tmp)
                 ref = _h2load(path, port, args.seconds, args.connections, tmp)
                 ratio = f"{kit[unit] / ref[unit]:.2f}" if ref and ref[unit] else "n/a"
-                print(f"{label:18}{kit[unit]:>16.1f}{(ref or {}).get(unit, float('nan')):>16.1f}{ratio:>14}")
+                theirs = "absent" if ref is None else f"{ref[unit]:.1f}"
+                print(f"{label:18}{kit[unit]:>16.1f}{theirs:>16}{ratio:>14}")
+                if ref is not None and ref.get("error"):
+                    print(f"  h2load gave no figures: {ref['error'].strip()[-200:]}")
         finally:
             server.terminate()
             server.wait(10)
