@@ -27,7 +27,7 @@ from conformance.profile import load_declaration, load_profile
 from conformance.results import CheckResult, RunResults
 from conformance.verdicts import Verdict
 
-from .judge import Measured, judge, read_locust_csv
+from .judge import Measured, judge, read_locust_csv, read_per_second
 from .report_html import render_load_section
 from .settings import load_settings
 
@@ -251,8 +251,9 @@ class LoadRun:
             checks = [CheckResult(f"load::{r.id}", (r.id,), Verdict.ERROR, elapsed, error)
                       for r in reqs]
         else:
-            checks = judge(self.settings, Measured(stats, failures, history, observations, elapsed),
-                           levels)
+            per_second = read_per_second(self.tmp / "locust")
+            checks = judge(self.settings, Measured(stats, failures, history, observations, elapsed,
+                                                   per_second=per_second), levels)
             checks = [c for c in checks if c.requirements[0] in by_id and c.requirements[0] in levels]
         target = self.target or ("embedded reference provider" + (
             f" with faults {','.join(self.faults)}" if self.faults else ""))
@@ -269,6 +270,7 @@ class LoadRun:
                           ("locust_stats_history.csv", "load/locust_stats_history.csv"),
                           ("locust_failures.csv", "load/locust_failures.csv"),
                           ("locust_exceptions.csv", "load/locust_exceptions.csv"),
+                          ("locust_per_second.json", "load/locust_per_second.json"),
                           ("locust.html", "load/locust.html")):
             if (self.tmp / src).exists():
                 attachments[name] = (self.tmp / src).read_bytes()
