@@ -14,14 +14,24 @@ from typing import Any
 from conformance.results import CheckResult
 from conformance.verdicts import Verdict
 
-__all__ = ["Measured", "read_locust_csv", "read_per_second", "sustained_rate", "judge", "PUSH", "MEDIA", "JWKS"]
+__all__ = ["Measured", "read_locust_csv", "read_per_second", "sustained_rate", "judge", "PUSH", "MEDIA", "JWKS", "RAMP"]
 
-PUSH = ("push enlisted", "push unknown", "push wake-probe")
+#: Request names the locustfile gives answers of the ramp (see ``locustfile.timed``): checked
+#: and counted, never timed, so percentiles are of the steady load.
+RAMP = " (ramp)"
+
+
+def _with_ramp(names: tuple[str, ...]) -> tuple[str, ...]:
+    return names + tuple(n + RAMP for n in names)
+
+
 #: Latency is judged on G's steady push traffic; a wake-probe answer may include the wake-up.
 PUSH_TIMED = ("push enlisted", "push unknown")
+PUSH = _with_ramp(PUSH_TIMED) + ("push wake-probe",)
 MEDIA = ("media h1 full", "media h1 range", "media h2 full", "media h2 range")
-MEDIA_ALL = MEDIA + ("media fetch-once h1",)
-JWKS = ("jwks",)
+MEDIA_ALL = _with_ramp(MEDIA) + ("media fetch-once h1",)
+JWKS_TIMED = ("jwks",)
+JWKS = _with_ramp(JWKS_TIMED)
 MIB = 1024 * 1024
 
 
@@ -115,6 +125,8 @@ def _result(rid: str, verdict: Verdict, message: str, evidence: dict[str, Any],
 
 def _percentiles(m: Measured, names: tuple[str, ...], limits: dict[str, Any]
                  ) -> tuple[list[str], dict[str, Any]]:
+    if not any((m.stats.get(n) or {}).get("Request Count") for n in names):
+        names = _with_ramp(names)  # nothing after the ramp: its answers, rather than none
     wrong, figures = [], {}
     for n in names:
         row = m.stats.get(n)
@@ -195,7 +207,7 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
     ev = {"requests": reqs, "failures": fails, "verify_sample": ms.get("verify_sample", 1.0),
           "per_kind": {n: int(m.stats[n]["Request Count"]) for n in MEDIA_ALL if n in m.stats},
           "bytes_per_s": round(sum((m.stats[n]["Requests/s"] or 0) * (m.stats[n]["Average Content Size"] or 0)
-                                   for n in MEDIA if n in m.stats))}
+                                   for n in _with_ramp(MEDIA) if n in m.stats))}
     if not ms["users"]:
         add("LOAD-004", Verdict.NOT_TESTED, "the profile offers no media traffic", ev, 0)
         add("LOAD-005", Verdict.NOT_TESTED, "the profile offers no media traffic", ev, 0)
@@ -208,7 +220,7 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
     else:
         missing = [n for n, share in (("media h2", ms.get("http2_share", 0.5)),
                                       ("media h1", 1 - ms.get("http2_share", 0.5)))
-                   if share > 0 and not _count(m, tuple(x for x in MEDIA if x.startswith(n)),
+                   if share > 0 and not _count(m, tuple(x for x in MEDIA_ALL if x.startswith(n)),
                                                "Request Count")]
         problems = _failures(m, MEDIA_ALL)
         msg = ""
@@ -238,7 +250,7 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
     elif not reqs:
         add("LOAD-006", Verdict.FAIL, "no JWKS poll was answered during the load", {}, 0)
     else:
-        wrong, figures = _percentiles(m, JWKS, jt)
+        wrong, figures = _percentiles(m, JWKS_TIMED, jt)
         if fails >= reqs:
             wrong.append("no JWKS poll was answered correctly")
         elif fails / reqs > float(jt.get("max_error_rate", 0.0)):

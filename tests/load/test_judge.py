@@ -120,3 +120,25 @@ def test_sustained_rate_is_judged_after_the_ramp() -> None:
     rate, window = sustained_rate(Measured(slow_start, [], [], _obs(), 6.0, per_second=short),
                                   ("push enlisted",))
     assert rate == 38 and "whole run" in window
+
+
+def test_answers_of_the_ramp_are_checked_but_not_timed() -> None:
+    # While users start the kit itself bursts (TLS handshakes, wake-probe reconnections):
+    # of ~20 JWKS polls or ~100 pushes in a short run, the p99 would be that burst.
+    slow_ramp = _good() | {"jwks (ramp)": _row(2, p50=570, p95=570, p99=570),
+                           "push enlisted (ramp)": _row(40, p50=400, p95=900, p99=900)}
+    v = _verdicts(stats=slow_ramp)
+    assert v["LOAD-006"] is Verdict.PASS and v["LOAD-002"] is Verdict.PASS
+    assert _verdicts(stats=_good() | {"jwks": _row(10, p99=700)})["LOAD-006"] is Verdict.WARN
+    wrong_ramp = _good() | {"jwks (ramp)": _row(1, fails=1), "push unknown (ramp)": _row(5, fails=1)}
+    failures = [{"Name": "jwks (ramp)", "Error": "status 500", "Occurrences": 1},
+                {"Name": "push unknown (ramp)", "Error": "status 500", "Occurrences": 1}]
+    v = _verdicts(stats=wrong_ramp, failures=failures)
+    assert v["LOAD-006"] is Verdict.WARN and v["LOAD-001"] is Verdict.FAIL
+
+
+def test_a_run_with_only_ramp_answers_is_timed_on_them() -> None:
+    # Never a latency PASS for want of steady answers.
+    only_ramp = {k: v for k, v in _good().items() if not k.startswith("push ")}
+    only_ramp |= {"push enlisted (ramp)": _row(40, p50=400, p95=900, p99=900, rps=45)}
+    assert _verdicts(stats=only_ramp)["LOAD-002"] is Verdict.FAIL
