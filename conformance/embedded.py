@@ -6,16 +6,21 @@ One place for both the pytest kit (``conformance.suite.kit``) and the load scene
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from conformance.gatekeeper import Gatekeeper
 from conformance.loop import LoopThread
 
-__all__ = ["start_gatekeeper", "start_embedded_provider", "stop_servers"]
+__all__ = ["start_gatekeeper", "start_embedded_provider", "stop_servers", "first_line",
+           "stop_process", "ProviderProcess"]
 
 log = logging.getLogger("conformance")
 
@@ -76,3 +81,63 @@ def stop_servers(loop: LoopThread, gk: Gatekeeper, embedded: Any, *, http: Any =
         log.warning("%s shutdown was not clean: %r", what, exc)
     finally:
         loop.close()
+
+
+# -- child processes (the load run: scene, Locust, and the reference provider of its own) -------
+def first_line(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
+    """The child's first stdout line, or a RuntimeError naming ``what`` after ``timeout``
+    (never a hang on a child that prints nothing)."""
+    box: list[str] = []
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""),
+                         daemon=True)
+    t.start()
+    t.join(timeout)
+    if not box:
+        raise RuntimeError(f"{what} printed nothing within {timeout:g} s")
+    return box[0]
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class ProviderProcess:
+    """The reference provider in a process of its own (``conformance serve-reference --tls``).
+
+    Why, for load runs: the load judges the provider's resident memory (LOAD-007), and in the
+    scene's process G's own evidence log and inboxes grew with the conversation traffic (about
+    7 KiB per message, traced) and were counted as the provider's.
+    """
+
+    def __init__(self, faults: tuple[str, ...] = (), *, prefix: str = "refprov-load-") -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix=prefix))  # 0700: its identities and keys
+        cmd = [sys.executable, "-m", "conformance.cli", "serve-reference", "--tls",
+               "--data-dir", str(self.data_dir)]
+        for f in faults:
+            cmd += ["--fault", f]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        try:
+            line = first_line(self.proc, PROVIDER_START_S, "the reference provider")
+            try:
+                info = json.loads(line)
+            except ValueError:
+                raise RuntimeError(f"the reference provider did not start (exit "
+                                   f"{self.proc.poll()}): {line.strip()[:300] or 'no output'}") from None
+        except BaseException:
+            self.close()
+            raise
+        self.target_url: str = info["target_url"]
+        self.harness_url: str = info["harness_url"]
+        self.ca_certificate: str = info["ca_certificate"]
+        self.pid = self.proc.pid
+
+    def close(self) -> None:
+        stop_process(self.proc, grace=30)
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from conformance import __version__
 from conformance.catalog import load_catalog
+from conformance.embedded import first_line, stop_process
 from conformance.profile import load_declaration, load_profile
 from conformance.results import CheckResult, RunResults
 from conformance.verdicts import Verdict
@@ -64,32 +64,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The child's first stdout line, or a LoadError after ``timeout`` (never a hang)."""
-    box: list[str] = []
-    t = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""),
-                         daemon=True)
-    t.start()
-    t.join(timeout)
-    if not box:
-        raise LoadError(f"the load scene printed nothing within {timeout:g} s")
-    return box[0]
-
-
 def _scene_call(url: str, path: str, method: str = "GET", timeout: float = 30.0) -> Any:
     req = urllib.request.Request(url + path, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
-
-
-def _stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class LoadRun:
@@ -145,7 +123,10 @@ class LoadRun:
                   + ", enlisting users and uploading blobs")
         self.scene = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                                       stderr=None if not self.quiet else subprocess.DEVNULL)
-        line = _read_line(self.scene, SCENE_START_S)
+        try:
+            line = first_line(self.scene, SCENE_START_S, "the load scene")
+        except RuntimeError as exc:
+            raise LoadError(str(exc)) from None
         try:
             info = json.loads(line)
         except ValueError:
@@ -216,7 +197,7 @@ class LoadRun:
                 self._say(f"Locust exited with {main.returncode}")
         finally:
             for p in procs:
-                _stop(p)
+                stop_process(p)
             elapsed = time.monotonic() - t0
             try:
                 _scene_call(self.scene_url, "/mark?phase=end", "POST")
@@ -291,7 +272,7 @@ class LoadRun:
                 self.scene.wait(70)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-            _stop(self.scene)
+            stop_process(self.scene)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
