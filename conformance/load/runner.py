@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -121,8 +122,11 @@ class LoadRun:
                      ", embedded reference provider" + (f" with faults {','.join(self.faults)}"
                                                         if self.faults else ""))
                   + ", enlisting users and uploading blobs")
+        # A process group of its own: the embedded provider is the scene's child, and is
+        # stopped with it even if the scene has to be killed (see close()).
         self.scene = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                                      stderr=None if not self.quiet else subprocess.DEVNULL)
+                                      stderr=None if not self.quiet else subprocess.DEVNULL,
+                                      start_new_session=True)
         try:
             line = first_line(self.scene, SCENE_START_S, "the load scene")
         except RuntimeError as exc:
@@ -273,6 +277,10 @@ class LoadRun:
             except (OSError, subprocess.TimeoutExpired):
                 pass
             stop_process(self.scene)
+            try:  # what the scene left behind (only when it did not stop cleanly)
+                os.killpg(self.scene.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
