@@ -8,10 +8,11 @@ workers from other machines, which join with ``--worker --master-host HOST`` (do
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "timespan"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--harness", help="provider client harness URL (wake-ups and media uploads need it)")
     parser.add_argument("--profile", default="load", help="load profile name or YAML path (default: load)")
     parser.add_argument("--declaration", help="provider declaration YAML (its `capacity` section sets rates)")
-    parser.add_argument("--duration", type=float, help="seconds of load (default: the profile's; soak: 600)")
+    parser.add_argument("--duration", "--run-time", dest="duration", type=timespan, metavar="TIME",
+                        help="how long the load runs, in seconds or Locust's --run-time form "
+                             "(90, 90s, 10m, 1h30m; default: the profile's duration_s; soak: 10m)")
     parser.add_argument("--report-dir", default="reports/load", help="where reports go (default: reports/load)")
     parser.add_argument("--workers", type=int, default=0,
                         help="run a local Locust master with this many worker processes")
@@ -41,6 +44,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gatekeeper-url", help="public URL of the simulator, for a provider not on this machine")
     parser.add_argument("--signing-key", help="Ed25519 private key (PEM) that signs the evidence bundle")
     parser.add_argument("--quiet", action="store_true", help="no Locust progress on the terminal")
+
+
+_TIMESPAN = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def timespan(text: str) -> float:
+    """Seconds from ``600``, ``90s``, ``10m`` or ``1h30m`` (Locust's ``--run-time`` form, parsed
+    here: the runner never imports Locust, whose import monkey-patches the interpreter)."""
+    text = text.strip().lower()
+    try:
+        seconds = float(text)
+    except ValueError:
+        m = _TIMESPAN.fullmatch(text)
+        if not text or m is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 600, 90s, 10m, 1h30m)") from None
+        h, mi, se = m.groups()
+        seconds = int(h or 0) * 3600 + int(mi or 0) * 60 + float(se or 0)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the load must run for more than 0 s")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:

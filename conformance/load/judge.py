@@ -6,6 +6,7 @@ Pure functions over plain data, so the rules are unit-testable without running a
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,24 @@ from typing import Any
 from conformance.results import CheckResult
 from conformance.verdicts import Verdict
 
-__all__ = ["Measured", "read_locust_csv", "judge", "PUSH", "MEDIA", "JWKS"]
+__all__ = ["Measured", "read_locust_csv", "read_per_second", "sustained_rate", "judge", "PUSH", "MEDIA", "JWKS", "RAMP"]
 
-PUSH = ("push enlisted", "push unknown", "push wake-probe")
+#: Request names the locustfile gives answers of the ramp (see ``locustfile.timed``): checked
+#: and counted, never timed, so percentiles are of the steady load.
+RAMP = " (ramp)"
+
+
+def _with_ramp(names: tuple[str, ...]) -> tuple[str, ...]:
+    return names + tuple(n + RAMP for n in names)
+
+
 #: Latency is judged on G's steady push traffic; a wake-probe answer may include the wake-up.
 PUSH_TIMED = ("push enlisted", "push unknown")
+PUSH = _with_ramp(PUSH_TIMED) + ("push wake-probe",)
 MEDIA = ("media h1 full", "media h1 range", "media h2 full", "media h2 range")
-MEDIA_ALL = MEDIA + ("media fetch-once h1",)
-JWKS = ("jwks",)
+MEDIA_ALL = _with_ramp(MEDIA) + ("media fetch-once h1",)
+JWKS_TIMED = ("jwks",)
+JWKS = _with_ramp(JWKS_TIMED)
 MIB = 1024 * 1024
 
 
@@ -32,6 +43,9 @@ class Measured:
     observations: dict[str, Any]
     elapsed_s: float
     files: dict[str, Path] = field(default_factory=dict)
+    #: ``{"spawned_at": epoch s, "per_second": {name: {epoch second: requests}}}`` written by
+    #: the locustfile (Locust's own per-second buckets); empty: only whole-run rates.
+    per_second: dict[str, Any] = field(default_factory=dict)
 
 
 def _num(v: str) -> float | None:
@@ -56,6 +70,41 @@ def read_locust_csv(prefix: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
     return stats, rows("_failures.csv"), rows("_stats_history.csv")
 
 
+def read_per_second(prefix: Path) -> dict[str, Any]:
+    path = Path(f"{prefix}_per_second.json")
+    try:
+        return dict(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+#: Full seconds after the ramp ended that are not judged: the last users' start-up.
+SETTLE_S = 1
+#: Fewer full seconds than this after the ramp: the whole-run average is judged instead.
+MIN_STEADY_S = 2
+
+
+def sustained_rate(m: Measured, names: tuple[str, ...]) -> tuple[float, str]:
+    """Requests/s once every user runs: the mean over the full wall-clock seconds after the
+    ramp (and ``SETTLE_S``), without the last, partial second. Why: the offered rate is only
+    offered once every user has started; a whole-run average over a short run counts the ramp
+    and each user's start-up as a shortfall of the provider, and more so the busier the
+    machine. Too short a steady part: the whole-run average, said so."""
+    whole = sum(m.stats[n]["Requests/s"] or 0 for n in names if n in m.stats)
+    spawned = m.per_second.get("spawned_at")
+    buckets: dict[int, int] = {}
+    for n in names:
+        for sec, count in m.per_second.get("per_second", {}).get(n, {}).items():
+            buckets[int(sec)] = buckets.get(int(sec), 0) + int(count)
+    if spawned and buckets:
+        first, last = int(spawned) + 1 + SETTLE_S, max(buckets) - 1
+        if last - first + 1 >= MIN_STEADY_S:
+            secs = range(first, last + 1)
+            return (sum(buckets.get(t, 0) for t in secs) / len(secs),
+                    f"{len(secs)} full seconds after all users had started")
+    return whole, "whole run, ramp included (too short a run after the ramp)"
+
+
 def _count(m: Measured, names: tuple[str, ...], col: str) -> int:
     return int(sum(m.stats[n][col] or 0 for n in names if n in m.stats))
 
@@ -76,6 +125,8 @@ def _result(rid: str, verdict: Verdict, message: str, evidence: dict[str, Any],
 
 def _percentiles(m: Measured, names: tuple[str, ...], limits: dict[str, Any]
                  ) -> tuple[list[str], dict[str, Any]]:
+    if not any((m.stats.get(n) or {}).get("Request Count") for n in names):
+        names = _with_ramp(names)  # nothing after the ramp: its answers, rather than none
     wrong, figures = [], {}
     for n in names:
         row = m.stats.get(n)
@@ -101,9 +152,11 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
     ps, pt = settings["push"], th.get("push", {})
     offered = float(ps["users"]) * float(ps["rate_per_user"])
     reqs, fails = _count(m, PUSH, "Request Count"), _count(m, PUSH, "Failure Count")
-    rate = sum(m.stats[n]["Requests/s"] or 0 for n in PUSH if n in m.stats)
+    rate, window = sustained_rate(m, PUSH)
     ev = {"requests": reqs, "failures": fails, "offered_per_s": offered,
-          "sustained_per_s": round(rate, 2), "g_signatures": m.observations.get("signatures"),
+          "sustained_per_s": round(rate, 2), "sustained_over": window,
+          "whole_run_per_s": round(sum(m.stats[n]["Requests/s"] or 0 for n in PUSH if n in m.stats), 2),
+          "g_signatures": m.observations.get("signatures"),
           "signed_subjects": m.observations.get("token_subjects")}
     if not ps["users"]:
         add("LOAD-001", Verdict.NOT_TESTED, "the profile offers no push traffic", ev, 0)
@@ -119,8 +172,8 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
                             f"({fails} of {reqs}): " + "; ".join(_failures(m, PUSH)))
         share = float(pt.get("min_rate_share", 0.0))
         if rate < share * offered:
-            problems.append(f"sustained {rate:.1f} pushes/s, below {share:.0%} of the offered "
-                            f"{offered:g}/s")
+            problems.append(f"sustained {rate:.1f} pushes/s ({window}), below {share:.0%} of "
+                            f"the offered {offered:g}/s")
         add("LOAD-001", Verdict.FAIL if problems else Verdict.PASS, "; ".join(problems), ev, reqs)
         wrong, figures = _percentiles(m, PUSH_TIMED, pt)
         if fails >= reqs:  # the latency of refusals and resets is no latency of an answer
@@ -154,7 +207,7 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
     ev = {"requests": reqs, "failures": fails, "verify_sample": ms.get("verify_sample", 1.0),
           "per_kind": {n: int(m.stats[n]["Request Count"]) for n in MEDIA_ALL if n in m.stats},
           "bytes_per_s": round(sum((m.stats[n]["Requests/s"] or 0) * (m.stats[n]["Average Content Size"] or 0)
-                                   for n in MEDIA if n in m.stats))}
+                                   for n in _with_ramp(MEDIA) if n in m.stats))}
     if not ms["users"]:
         add("LOAD-004", Verdict.NOT_TESTED, "the profile offers no media traffic", ev, 0)
         add("LOAD-005", Verdict.NOT_TESTED, "the profile offers no media traffic", ev, 0)
@@ -167,7 +220,7 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
     else:
         missing = [n for n, share in (("media h2", ms.get("http2_share", 0.5)),
                                       ("media h1", 1 - ms.get("http2_share", 0.5)))
-                   if share > 0 and not _count(m, tuple(x for x in MEDIA if x.startswith(n)),
+                   if share > 0 and not _count(m, tuple(x for x in MEDIA_ALL if x.startswith(n)),
                                                "Request Count")]
         problems = _failures(m, MEDIA_ALL)
         msg = ""
@@ -197,7 +250,7 @@ def judge(settings: dict[str, Any], m: Measured, levels: dict[str, str]) -> list
     elif not reqs:
         add("LOAD-006", Verdict.FAIL, "no JWKS poll was answered during the load", {}, 0)
     else:
-        wrong, figures = _percentiles(m, JWKS, jt)
+        wrong, figures = _percentiles(m, JWKS_TIMED, jt)
         if fails >= reqs:
             wrong.append("no JWKS poll was answered correctly")
         elif fails / reqs > float(jt.get("max_error_rate", 0.0)):

@@ -92,5 +92,7 @@ def render_load_section(settings: dict[str, Any], stats: dict[str, dict[str, Any
             "<table id='load-stats'><tr><th>request</th><th>count</th><th>failures</th><th>p50 ms</th>"
             "<th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>req/s</th></tr>"
             + "".join(rows) + "</table>"
-            "<p>Locust's own statistics (CSV, HTML) are in the evidence bundle under "
+            "<p>Rows named <code>(ramp)</code> are answers given while users were still "
+            "starting: checked and counted, not timed (latency verdicts are of the steady load). "
+            "Locust's own statistics (CSV, HTML) are in the evidence bundle under "
             "<code>load/</code>.</p>")

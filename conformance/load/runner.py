@@ -11,11 +11,11 @@ import datetime as _dt
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -23,11 +23,12 @@ from typing import Any
 
 from conformance import __version__
 from conformance.catalog import load_catalog
+from conformance.embedded import first_line, stop_process
 from conformance.profile import load_declaration, load_profile
 from conformance.results import CheckResult, RunResults
 from conformance.verdicts import Verdict
 
-from .judge import Measured, judge, read_locust_csv
+from .judge import Measured, judge, read_locust_csv, read_per_second
 from .report_html import render_load_section
 from .settings import load_settings
 
@@ -64,32 +65,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The child's first stdout line, or a LoadError after ``timeout`` (never a hang)."""
-    box: list[str] = []
-    t = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""),
-                         daemon=True)
-    t.start()
-    t.join(timeout)
-    if not box:
-        raise LoadError(f"the load scene printed nothing within {timeout:g} s")
-    return box[0]
-
-
 def _scene_call(url: str, path: str, method: str = "GET", timeout: float = 30.0) -> Any:
     req = urllib.request.Request(url + path, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
-
-
-def _stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class LoadRun:
@@ -143,9 +122,15 @@ class LoadRun:
                      ", embedded reference provider" + (f" with faults {','.join(self.faults)}"
                                                         if self.faults else ""))
                   + ", enlisting users and uploading blobs")
+        # A process group of its own: the embedded provider is the scene's child, and is
+        # stopped with it even if the scene has to be killed (see close()).
         self.scene = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                                      stderr=None if not self.quiet else subprocess.DEVNULL)
-        line = _read_line(self.scene, SCENE_START_S)
+                                      stderr=None if not self.quiet else subprocess.DEVNULL,
+                                      start_new_session=True)
+        try:
+            line = first_line(self.scene, SCENE_START_S, "the load scene")
+        except RuntimeError as exc:
+            raise LoadError(str(exc)) from None
         try:
             info = json.loads(line)
         except ValueError:
@@ -216,7 +201,7 @@ class LoadRun:
                 self._say(f"Locust exited with {main.returncode}")
         finally:
             for p in procs:
-                _stop(p)
+                stop_process(p)
             elapsed = time.monotonic() - t0
             try:
                 _scene_call(self.scene_url, "/mark?phase=end", "POST")
@@ -251,8 +236,9 @@ class LoadRun:
             checks = [CheckResult(f"load::{r.id}", (r.id,), Verdict.ERROR, elapsed, error)
                       for r in reqs]
         else:
-            checks = judge(self.settings, Measured(stats, failures, history, observations, elapsed),
-                           levels)
+            per_second = read_per_second(self.tmp / "locust")
+            checks = judge(self.settings, Measured(stats, failures, history, observations, elapsed,
+                                                   per_second=per_second), levels)
             checks = [c for c in checks if c.requirements[0] in by_id and c.requirements[0] in levels]
         target = self.target or ("embedded reference provider" + (
             f" with faults {','.join(self.faults)}" if self.faults else ""))
@@ -269,6 +255,7 @@ class LoadRun:
                           ("locust_stats_history.csv", "load/locust_stats_history.csv"),
                           ("locust_failures.csv", "load/locust_failures.csv"),
                           ("locust_exceptions.csv", "load/locust_exceptions.csv"),
+                          ("locust_per_second.json", "load/locust_per_second.json"),
                           ("locust.html", "load/locust.html")):
             if (self.tmp / src).exists():
                 attachments[name] = (self.tmp / src).read_bytes()
@@ -289,7 +276,11 @@ class LoadRun:
                 self.scene.wait(70)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-            _stop(self.scene)
+            stop_process(self.scene)
+            try:  # what the scene left behind (only when it did not stop cleanly)
+                os.killpg(self.scene.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

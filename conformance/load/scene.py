@@ -1,11 +1,13 @@
 """The scene of a load run, in its own process: G (the gatekeeper simulator), the provider (the
-embedded reference provider unless ``--target``), the users and blobs the load needs, and a small
-control API for the Locust users.
+embedded reference provider, in a child process of its own, unless ``--target``), the users and
+blobs the load needs, and a small control API for the Locust users.
 
 Why a process of its own: Locust monkey-patches the interpreter with gevent, and the simulator
 and the reference provider are asyncio servers (hypercorn). Measured here: both in one
 interpreter stalls the asyncio loop thread behind gevent's patched ``threading`` and ``select``;
-apart, each side runs at its own pace and the provider's memory is this process's alone.
+apart, each side runs at its own pace. The embedded provider runs apart from G too, so the
+memory curve (LOAD-007) is the provider's alone: G keeps every conversation message in its
+evidence log and inboxes (about 7 KiB each, traced), which a soak counted as the provider's.
 
 Control API (plain HTTP on loopback by default, stdlib ``http.server`` — a handful of JSON
 routes on a private port, which no web framework would make clearer):
@@ -16,7 +18,7 @@ routes on a private port, which no web framework would make clearer):
 - ``GET /probe``: the next offline, wake-on-push user to push once (each handed out once);
 - ``POST /mark?phase=start|end``: the load starts / ended (memory baseline, wake window);
 - ``GET /observations``: wake-ups of the probed users (waited for, bounded), token signatures,
-  the memory curve of the provider process when it is this one;
+  the memory curve of the embedded provider's process;
 - ``POST /stop``.
 
 When ready it prints one JSON line ``{"scene_url": ...}`` on stdout.
@@ -27,10 +29,8 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from conformance.bounded_http import BoundedHttp
+from conformance.embedded import ProviderProcess, start_gatekeeper, stop_servers
 from conformance.gatekeeper import Gatekeeper
 from conformance.gatekeeper.media import storage_reference_of
 from conformance.harness_client import HarnessClient
@@ -53,10 +54,10 @@ PROVIDER_ID = "provider-under-load"
 SAMPLE_HZ = 10
 
 
-def _rss() -> int:
+def _rss(pid: int) -> int:
     try:
         import psutil  # a Locust dependency, so always installed with the load extra
-        return int(psutil.Process().memory_info().rss)
+        return int(psutil.Process(pid).memory_info().rss)
     except Exception:  # noqa: BLE001 - no memory figure is reported as such, never faked
         return 0
 
@@ -68,9 +69,9 @@ class Scene:
         self.settings = settings
         self.loop = LoopThread("load-scene")
         self.gk = Gatekeeper()
-        self.embedded: Any = None
+        #: The embedded reference provider, in a process of its own (its memory is LOAD-007's).
+        self.provider: ProviderProcess | None = None
         self.faults = faults
-        self.data_dir: Path | None = None
         self._target, self._harness, self._insecure = target, harness, insecure
         self._gk_listen, self._gk_url = gatekeeper_listen, gatekeeper_url
         self.plan: dict[str, Any] = {}
@@ -97,21 +98,14 @@ class Scene:
 
     # -- set-up -----------------------------------------------------------------------------
     def start(self) -> None:
-        host, _, port = self._gk_listen.rpartition(":")
-        self.loop.run(self.gk.start(listen=host or "127.0.0.1", port=int(port or 0), tls=True,
-                                    public_url=self._gk_url), 30)
+        start_gatekeeper(self.loop, self.gk, self._gk_listen, self._gk_url)
         target, harness, verify = self._target, self._harness, not self._insecure
         ca_pem = ""
         if not target:
-            from reference_impl.provider import ReferenceProvider
-
-            self.data_dir = Path(tempfile.mkdtemp(prefix="refprov-load-"))
-            self.embedded = ReferenceProvider()
-            self.loop.run(self.embedded.start(tls=True, data_dir=self.data_dir,
-                                              faults=self.faults), 60)
-            target, harness = self.embedded.target_url, self.embedded.harness_url
-            ca_pem = Path(self.embedded.ca_certificate).read_text()
-            verify = str(self.embedded.ca_certificate)
+            self.provider = ProviderProcess(self.faults)
+            target, harness = self.provider.target_url, self.provider.harness_url
+            ca_pem = Path(self.provider.ca_certificate).read_text()
+            verify = self.provider.ca_certificate
         assert target is not None
         target = target.rstrip("/")
         self.http = BoundedHttp(verify=verify, timeout=30, deadline=60, max_body=1 << 20)
@@ -127,7 +121,7 @@ class Scene:
         self.plan = {"target": target, "ca_pem": ca_pem, "insecure": self._insecure,
                      "jwks_url": provider.jwks_url, "push_url": provider.push_url,
                      "media_base": provider.media_base, "settings": self.settings,
-                     "harness": bool(harness), "embedded": self.embedded is not None,
+                     "harness": bool(harness), "embedded": self.provider is not None,
                      "faults": list(self.faults), "push": {}, "media": {"blobs": []}}
         if harness:
             h = HarnessClient(harness, self.http, None, timeout=60, deadline=120)
@@ -314,8 +308,10 @@ class Scene:
             self._sampling.clear()
 
     def _sample(self) -> None:
+        if self.provider is None:
+            return  # an external --target: its memory is not this machine's to sample
         while self._sampling.is_set():
-            self.memory.append((round(time.monotonic() - self._t0, 2), _rss()))
+            self.memory.append((round(time.monotonic() - self._t0, 2), _rss(self.provider.pid)))
             time.sleep(1 / SAMPLE_HZ)  # a sampling period, not a wait for an event
 
     def observations(self, wait_s: float) -> dict[str, Any]:
@@ -337,28 +333,15 @@ class Scene:
                 "locust_processes": len(self.locust_processes), "conversation": conversation,
                 "token_subjects": len(self._tokens),
                 "token_lifetime_s": self.gk.settings.push_token_lifetime_s,
-                "phases": self.phases, "memory_measured": self.embedded is not None and baseline > 0,
+                "phases": self.phases, "memory_measured": self.provider is not None and baseline > 0,
                 "memory": [[t, rss] for t, rss in self.memory]}
 
     def close(self) -> None:
-        self.http.close()
-
-        async def _stop() -> None:
-            app = getattr(self.embedded, "app", None)
-            if app is not None:
-                await app.stop_clients()
-                await app.close_http()
-            await self.gk.stop()
-            if self.embedded is not None:
-                await self.embedded.stop()
         try:
-            self.loop.run(_stop(), 60)
-        except Exception as exc:  # noqa: BLE001 - a messy shutdown says nothing about the load
-            log.warning("scene shutdown was not clean: %r", exc)
+            stop_servers(self.loop, self.gk, None, http=getattr(self, "http", None), what="scene")
         finally:
-            self.loop.close()
-            if self.data_dir is not None:
-                shutil.rmtree(self.data_dir, ignore_errors=True)
+            if self.provider is not None:
+                self.provider.close()
 
 
 def _handler(scene: Scene) -> type[BaseHTTPRequestHandler]:

@@ -7,7 +7,6 @@ kit's private loop through :meth:`Kit.run`, always with the area's timeout.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import secrets
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Coroutine, NoReturn, TypeVar
 
 from conformance.bounded_http import BoundedHttp
+from conformance.embedded import start_embedded_provider, start_gatekeeper, stop_servers
 from conformance.evidence_log import Evidence
 from conformance.gatekeeper import Gatekeeper, SimUser
 from conformance.gatekeeper.settings import Settings
@@ -156,25 +156,7 @@ class Kit:
                     shutil.rmtree(d, ignore_errors=True)
 
     def _stop(self) -> None:
-        # Our keep-alive connections first: servers wait for open connections when stopping.
-        self.http.close()
-
-        async def _stop() -> None:
-            app = getattr(self.embedded, "app", None)
-            if app is not None:  # client sides of the embedded provider, then the servers
-                await app.stop_clients()
-                await app.close_http()
-            await self.gk.stop()
-            if self.embedded is not None:
-                await self.embedded.stop()
-        try:
-            self.loop.run(_stop(), 60)
-        except Exception as exc:  # noqa: BLE001
-            # The kit's own servers failing to shut down cleanly (a peer's connection dying
-            # badly, say) says nothing about the provider: never turn it into a verdict.
-            logging.getLogger("conformance").warning("kit shutdown was not clean: %r", exc)
-        finally:
-            self.loop.close()
+        stop_servers(self.loop, self.gk, self.embedded, http=self.http, what="kit")
 
 
 def _fail(expected: str, observed: str) -> NoReturn:
@@ -193,20 +175,15 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
               wire: str = "open") -> Kit:
     loop = LoopThread()
     gk = Gatekeeper(Settings(wire=wire))
-    host, _, port = gatekeeper_listen.rpartition(":")
     try:
-        loop.run(gk.start(listen=host or "127.0.0.1", port=int(port or 0), tls=True,
-                          public_url=gatekeeper_url), 30)
+        start_gatekeeper(loop, gk, gatekeeper_listen, gatekeeper_url)
         embedded = None
         verify: bool | str = not insecure
         if not target:
-            from reference_impl.provider import ReferenceProvider
-
-            data_dir = Path(tempfile.mkdtemp(prefix="refprov-"))  # 0700, removed by Kit.close
-            embedded = ReferenceProvider()
             faults = reference_faults + tuple(
                 f for f in os.environ.get("CONFORMANCE_EMBEDDED_FAULTS", "").split(",") if f)
-            loop.run(embedded.start(tls=True, data_dir=data_dir, faults=faults), 60)
+            # data_dir: 0700, removed by Kit.close
+            embedded, data_dir = start_embedded_provider(loop, faults)
             target, harness = embedded.target_url, embedded.harness_url
             verify = str(embedded.ca_certificate)
         endpoints = declaration.data.get("endpoints", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance.catalog import load_catalog
-from conformance.load.judge import Measured, judge
+from conformance.load.judge import Measured, judge, sustained_rate
 from conformance.load.settings import DEFAULTS
 from conformance.profile import Declaration, load_profile
 from conformance.load.settings import load_settings
@@ -95,3 +95,50 @@ def test_declared_capacity_sets_rates_and_latencies() -> None:
     s = load_settings(load_profile("load"), decl)
     assert s["push"]["users"] * s["push"]["rate_per_user"] == 120
     assert s["thresholds"]["push"]["p99_ms"] == 50
+
+
+def _per_second(spawned: float, counts: list[int], start: int = 1000) -> dict[str, Any]:
+    return {"spawned_at": spawned,
+            "per_second": {"push enlisted": {str(start + i): c for i, c in enumerate(counts)}}}
+
+
+def test_sustained_rate_is_judged_after_the_ramp() -> None:
+    # A 6 s run whose whole-run average (38/s) counts the ramp: 60/s once every user runs.
+    slow_start = _good() | {"push enlisted": _row(230, rps=38), "push unknown": _row(0, rps=0),
+                            "push wake-probe": _row(0, rps=0)}
+    ramp = _per_second(1001.4, [5, 20, 60, 61, 59, 25])
+    m = Measured(slow_start, [], [], _obs(), 6.0, per_second=ramp)
+    assert sustained_rate(m, ("push enlisted",)) == (60.0, "2 full seconds after all users had started")
+    v = {c.requirements[0]: c.verdict for c in judge(DEFAULTS, m, LEVELS)}
+    assert v["LOAD-001"] is Verdict.PASS
+    # A provider that really holds only ~20/s fails on the same window.
+    held = _per_second(1001.4, [5, 20, 20, 19, 21, 8])
+    m = Measured(slow_start, [], [], _obs(), 6.0, per_second=held)
+    assert {c.requirements[0]: c.verdict for c in judge(DEFAULTS, m, LEVELS)}["LOAD-001"] is Verdict.FAIL
+    # Too short a run after the ramp: the whole-run average is judged, and said so.
+    short = _per_second(1003.4, [5, 20, 60, 61, 59, 25])
+    rate, window = sustained_rate(Measured(slow_start, [], [], _obs(), 6.0, per_second=short),
+                                  ("push enlisted",))
+    assert rate == 38 and "whole run" in window
+
+
+def test_answers_of_the_ramp_are_checked_but_not_timed() -> None:
+    # While users start the kit itself bursts (TLS handshakes, wake-probe reconnections):
+    # of ~20 JWKS polls or ~100 pushes in a short run, the p99 would be that burst.
+    slow_ramp = _good() | {"jwks (ramp)": _row(2, p50=570, p95=570, p99=570),
+                           "push enlisted (ramp)": _row(40, p50=400, p95=900, p99=900)}
+    v = _verdicts(stats=slow_ramp)
+    assert v["LOAD-006"] is Verdict.PASS and v["LOAD-002"] is Verdict.PASS
+    assert _verdicts(stats=_good() | {"jwks": _row(10, p99=700)})["LOAD-006"] is Verdict.WARN
+    wrong_ramp = _good() | {"jwks (ramp)": _row(1, fails=1), "push unknown (ramp)": _row(5, fails=1)}
+    failures = [{"Name": "jwks (ramp)", "Error": "status 500", "Occurrences": 1},
+                {"Name": "push unknown (ramp)", "Error": "status 500", "Occurrences": 1}]
+    v = _verdicts(stats=wrong_ramp, failures=failures)
+    assert v["LOAD-006"] is Verdict.WARN and v["LOAD-001"] is Verdict.FAIL
+
+
+def test_a_run_with_only_ramp_answers_is_timed_on_them() -> None:
+    # Never a latency PASS for want of steady answers.
+    only_ramp = {k: v for k, v in _good().items() if not k.startswith("push ")}
+    only_ramp |= {"push enlisted (ramp)": _row(40, p50=400, p95=900, p99=900, rps=45)}
+    assert _verdicts(stats=only_ramp)["LOAD-002"] is Verdict.FAIL
