@@ -82,6 +82,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Peer": {"type": "object", "required": ["peer"], "properties": {"peer": _STR}},
     "Reachability": {"type": "object", "required": ["recipient"], "properties": {"recipient": _STR}},
+    "ClockAdvance": {
+        "type": "object", "required": ["advance_s"],
+        "properties": {"advance_s": {"type": "number", "minimum": 0, "maximum": 31_536_000}},
+    },
 }
 _VALIDATORS = {name: jsonschema.Draft202012Validator(
     schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
@@ -191,6 +195,11 @@ def build_harness(app: "ProviderApp") -> Starlette:
         await client(request).rotate_signed_pre_key()
         return Response(status_code=204)
 
+    async def clock(request: Request) -> Response:
+        c = client(request)
+        doc = await body(request, "ClockAdvance")
+        return JSONResponse({"offset_s": c.advance_clock(float(doc["advance_s"]))})
+
     async def opt_out(request: Request) -> Response:
         await client(request).opt_out()
         return Response(status_code=204)
@@ -233,6 +242,7 @@ def build_harness(app: "ProviderApp") -> Starlette:
         Route(u + "/unblock", unblock, methods=["POST"]),
         Route(u + "/reachability-ping", ping, methods=["POST"]),
         Route(u + "/rotate-signed-prekey", rotate, methods=["POST"]),
+        Route(u + "/clock", clock, methods=["POST"]),
         Route(u + "/opt-out", opt_out, methods=["POST"]),
         Route(u + "/inbox", inbox, methods=["GET"]),
         Route(u + "/events", events, methods=["GET"]),
