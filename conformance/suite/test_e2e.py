@@ -41,6 +41,7 @@ from reference_impl.signal.wire import PreKeySignalMessage, SignalMessage
 from reference_impl.wire import content_pb2 as cpb
 from reference_impl.wire import stanzas_pb2 as pb
 
+from .clock import DAY_S, advance_client_clock
 from .kit import Kit, ProviderUser
 
 requirement = pytest.mark.requirement
@@ -1378,6 +1379,42 @@ def test_identity_change_is_surfaced_before_messages_under_it(
         )
 
 
+@harness_attested
+@requirement("E2E-019")
+@pytest.mark.parametrize("how", ["notification", "prekey_message"])
+def test_identity_change_notice_comes_before_the_first_message_under_it(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence, how: str
+):
+    # "No later than the first message": in the harness' one ordered event stream the
+    # identity_changed notice must come before the message_received of the first message under
+    # the new identity. A harness that reports no message_received leaves the order unseen.
+    user, g = new_user(), g_user()
+    _pair(kit, harness, user, g)
+    after_seq = max((e.get("seq", 0) for e in harness.events(user.handle)), default=0)
+    kit.call(g.change_identity, notify="peers" if how == "notification" else "none")
+    mid = kit.call(g.send_text, user.login, f"E2E-019 first under the new identity ({how})")
+    _surfaced(kit, harness, user, g.id, [mid], "the message under the new identity")
+    events = kit.poll(
+        lambda: harness.events(user.handle, after=after_seq),
+        lambda evs: any(e.get("type") == "message_received" and e.get("message_id") == mid
+                        for e in evs),
+        login=user.login, area=AREA, timeout=5.0, step=0.5)
+    shown = [e for e in events if e.get("type") == "message_received" and e.get("message_id") == mid]
+    if not shown:
+        not_tested(f"the order of the security notice and message {mid} cannot be seen: the "
+                   "harness reports no message_received event for a message it shows")
+    notices = [e for e in events if e.get("type") == "identity_changed" and e.get("peer") == g.id]
+    evidence.record("observation", message_received_seq=shown[0].get("seq"),
+                    identity_changed_seq=[e.get("seq") for e in notices])
+    if not notices or min(e.get("seq", 0) for e in notices) > shown[0].get("seq", 0):
+        fail(
+            f"a security notification (identity_changed for {g.id}) no later than the first "
+            "message shown under the new identity",
+            f"message_received {mid} at event seq {shown[0].get('seq')}, identity_changed at "
+            f"{[e.get('seq') for e in notices] or 'none'}",
+        )
+
+
 # ------------------------------------------------------------------------------------------------
 # 6.4 Pre-keys
 # ------------------------------------------------------------------------------------------------
@@ -1429,13 +1466,9 @@ def _check_prekeys(
         )
 
 
-@harness_attested
-@requirement("E2E-021")
-def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
-    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
-):
-    user, before, after = new_user(), g_user(), g_user()
-    _start_sessions(kit, user.login, [before])  # X3DH on the current signed pre-key
+def _rotate_signed_pre_key(kit: Kit, harness: HarnessClient, user: ProviderUser) -> tuple[int, int]:
+    """The harness rotates the signed pre-key; G must get it in a valid ``pre_key_upload``
+    with a new id. Returns (old id, new id)."""
     old_id = kit.call(lambda: kit.gk.accounts[user.login].signed_pre_key_id)
     since = kit.mark()
     harness.rotate_signed_prekey(user.handle)
@@ -1462,6 +1495,17 @@ def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
     new_id = e["detail"].get("signed_pre_key_id")
     if new_id == old_id:
         fail("a signed pre-key id not used before", f"id {new_id} again")
+    return old_id, new_id
+
+
+@harness_attested
+@requirement("E2E-021")
+def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
+):
+    user, before, after = new_user(), g_user(), g_user()
+    _start_sessions(kit, user.login, [before])  # X3DH on the current signed pre-key
+    old_id, new_id = _rotate_signed_pre_key(kit, harness, user)
     a = kit.call(before.send_text, user.login, "E2E-021 on the previous signed pre-key")
     b = kit.call(after.send_text, user.login, "E2E-021 on the new signed pre-key")
     _surfaced(
@@ -1469,3 +1513,33 @@ def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
     )
     _surfaced(kit, harness, user, after.id, [b], "a PreKeySignalMessage on the new signed pre-key")
     evidence.record("observation", old_signed_pre_key=old_id, new_signed_pre_key=new_id)
+
+
+#: E2E-021 on the client's clock: the signed pre-key is this old when it is rotated out, and a
+#: message on it arrives this long after the rotation (inside the 7 days).
+SPK_AGE_AT_ROTATION_S = 8 * DAY_S
+SPK_USED_AFTER_ROTATION_S = 7 * DAY_S - 3600
+
+
+@harness_attested
+@requirement("E2E-021")
+def test_previous_signed_pre_key_decrypts_for_7_days_after_the_rotation(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
+):
+    # The 7 days run from the rotation, whatever the key's own age: the kit ages the key 8 days
+    # on the client's clock, rotates it out, lets 6 days 23 hours pass and only then sends a
+    # PreKeySignalMessage built on it (X3DH done before the rotation).
+    clause = "E2E-021's 7 days of decrypting on the previous signed pre-key"
+    user, before = new_user(), g_user()
+    advance_client_clock(harness, user, SPK_AGE_AT_ROTATION_S, clause)
+    _start_sessions(kit, user.login, [before])  # X3DH on the signed pre-key about to be replaced
+    old_id, new_id = _rotate_signed_pre_key(kit, harness, user)
+    offset = advance_client_clock(harness, user, SPK_USED_AFTER_ROTATION_S, clause)
+    evidence.record("observation", old_signed_pre_key=old_id, new_signed_pre_key=new_id,
+                    client_clock_offset_s=offset)
+    mid = kit.call(before.send_text, user.login, "E2E-021 on the previous key, 6 d 23 h later")
+    _surfaced(
+        kit, harness, user, before.id, [mid],
+        "a PreKeySignalMessage on the previous signed pre-key (8 days old when rotated out), "
+        "6 days 23 hours after the rotation on the client's clock,",
+    )
