@@ -1521,14 +1521,15 @@ SPK_AGE_AT_ROTATION_S = 8 * DAY_S
 SPK_USED_AFTER_ROTATION_S = 7 * DAY_S - 3600
 
 
-@harness_attested
 @requirement("E2E-021")
 def test_previous_signed_pre_key_decrypts_for_7_days_after_the_rotation(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
     # The 7 days run from the rotation, whatever the key's own age: the kit ages the key 8 days
     # on the client's clock, rotates it out, lets 6 days 23 hours pass and only then sends a
-    # PreKeySignalMessage built on it (X3DH done before the rotation).
+    # PreKeySignalMessage built on it (X3DH done before the rotation). Judged on the wire: the
+    # client's delivery receipt says it decrypted the message (E2E-016, stanzas.proto), a retry
+    # receipt that it could not.
     clause = "E2E-021's 7 days of decrypting on the previous signed pre-key"
     user, before = new_user(), g_user()
     advance_client_clock(harness, user, SPK_AGE_AT_ROTATION_S, clause)
@@ -1537,9 +1538,21 @@ def test_previous_signed_pre_key_decrypts_for_7_days_after_the_rotation(
     offset = advance_client_clock(harness, user, SPK_USED_AFTER_ROTATION_S, clause)
     evidence.record("observation", old_signed_pre_key=old_id, new_signed_pre_key=new_id,
                     client_clock_offset_s=offset)
+    since = kit.mark()
     mid = kit.call(before.send_text, user.login, "E2E-021 on the previous key, 6 d 23 h later")
-    _surfaced(
-        kit, harness, user, before.id, [mid],
-        "a PreKeySignalMessage on the previous signed pre-key (8 days old when rotated out), "
-        "6 days 23 hours after the rotation on the client's clock,",
+    answer = kit.within(
+        RECEIPT_WITHIN_S,
+        lambda e: e["detail"].get("receipt") in (DELIVERY, RETRY)
+        and mid in e["detail"].get("message_ids", []),
+        since=since, kind="receipt", login=user.login, direction="from_provider", area=AREA,
     )
+    if answer is None:
+        not_tested(f"{clause}: no delivery or retry receipt for {mid} within "
+                   f"{RECEIPT_WITHIN_S:g} s, so the wire does not show whether it was decrypted")
+    evidence.record("observation", receipt=answer["detail"].get("receipt"), message_id=mid)
+    if answer["detail"].get("receipt") == RETRY:
+        fail(
+            "a PreKeySignalMessage on the previous signed pre-key (8 days old when rotated out) "
+            "decrypted 6 days 23 hours after the rotation on the client's clock",
+            f"the client sent a retry receipt for {mid}: it could not decrypt it",
+        )
