@@ -875,13 +875,19 @@ def test_received_text_is_surfaced_unchanged(
             fail(f"text {text!r} surfaced unchanged", repr(got))
 
 
-@harness_attested
 @requirement("E2E-011")
 def test_unsupported_content_is_acknowledged_and_receipted(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
+    # Judged on the wire alone: acks, delivery receipts (a delivery receipt says the client
+    # decrypted the message, stanzas.proto) and, for "the session still usable", the delivery
+    # receipt of a text sent on the same session after the unsupported messages.
     user, g = new_user(), g_user()
-    _pair(kit, harness, user, g)
+    since = kit.mark()
+    first = kit.call(g.send_text, user.login, f"hello from {g.id}")
+    if _receipt_sent(kit, user.login, since, DELIVERY, first, RECEIPT_WITHIN_S) is None:
+        fail(f"a delivery receipt for G's user's first message {first}",
+             f"none within {RECEIPT_WITHIN_S:g} s")
     since = kit.mark()
     empty = kit.call(g.send_content, user.login, cpb.Message())
     # A content member from the future: field 200 (length-delimited), unknown to every client.
@@ -899,9 +905,17 @@ def test_unsupported_content_is_acknowledged_and_receipted(
                 "none" if e is None else f"after {(e['t'] - t0) / 1000:.1f} s",
             )
     after = kit.call(g.send_text, user.login, "E2E-011 session still usable")
-    items = _surfaced(kit, harness, user, g.id, [after], "a text after the unsupported messages")
-    if (_find(items, after) or {}).get("text") != "E2E-011 session still usable":
-        fail("the session still usable", f"{_find(items, after)}")
+    answer = kit.within(
+        RECEIPT_WITHIN_S,
+        lambda e: e["detail"].get("receipt") in (DELIVERY, RETRY)
+        and after in e["detail"].get("message_ids", []),
+        since=since, kind="receipt", login=user.login, direction="from_provider", area=AREA,
+    )
+    if answer is None or answer["detail"].get("receipt") != DELIVERY:
+        fail("the session still usable: a text on it after the unsupported messages decrypted "
+             "(delivery receipt)",
+             f"{'a retry receipt' if answer else 'no receipt'} for {after}")
+    evidence.record("observation", session_usable_receipt=answer["detail"].get("receipt"))
 
 
 @harness_attested
@@ -1528,7 +1542,7 @@ def test_previous_signed_pre_key_decrypts_for_7_days_after_the_rotation(
     # The 7 days run from the rotation, whatever the key's own age: the kit ages the key 8 days
     # on the client's clock, rotates it out, lets 6 days 23 hours pass and only then sends a
     # PreKeySignalMessage built on it (X3DH done before the rotation). Judged on the wire: the
-    # client's delivery receipt says it decrypted the message (E2E-016, stanzas.proto), a retry
+    # client's delivery receipt says it decrypted the message (E2E-015, stanzas.proto), a retry
     # receipt that it could not.
     clause = "E2E-021's 7 days of decrypting on the previous signed pre-key"
     user, before = new_user(), g_user()

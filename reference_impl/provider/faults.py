@@ -161,6 +161,9 @@ _ALL = [
        "A revoke hides whichever message its key names, even one its sender did not write."),
     _f("no_delivery_receipt", "e2e", "E2E-015 E2E-011",
        "No delivery receipt is sent after decrypting a message (unsupported content included)."),
+    _f("unsupported_content_drops_session", "e2e", "E2E-011",
+       "A content member from a newer profile version is acknowledged and receipted, then "
+       "its session is deleted as if it were corrupt."),
     _f("receipts_not_surfaced", "e2e", "E2E-016",
        "Delivery and read receipts update nothing the user can see."),
     _f("no_retry_receipt", "e2e", "E2E-017",

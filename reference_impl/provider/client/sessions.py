@@ -107,6 +107,12 @@ class SessionsMixin(ClientBase):
             surfaced_media = self.apply_content(sender, mid, m, content, group_id)
             self.state["retry_groups"].pop(f"{sender}\n{mid}", None)
             self.save()
+        if (self.faults.on("unsupported_content_drops_session") and not group_id
+                and content.WhichOneof("content") is None and content.ByteSize() > 0
+                and not content.HasField("sender_key_distribution")):
+            # the bug: a content member from a newer version is taken for a corrupt session
+            self.store.sessions.pop(sender, None)
+            self.save()
         if sender in self._late_notices:
             self._late_notices.discard(sender)
             self.event("identity_changed", peer=sender)
