@@ -125,6 +125,11 @@ class HarnessClient:
     def rotate_signed_prekey(self, user: str) -> Any:
         return self.call("POST", f"/users/{user}/rotate-signed-prekey")
 
+    def advance_clock(self, user: str, seconds: float) -> float:
+        """Let ``seconds`` pass on the user's client clock (optional harness action); returns
+        the clock's total offset from wall time."""
+        return float(self.call("POST", f"/users/{user}/clock", {"advance_s": seconds})["offset_s"])
+
     def opt_out(self, user: str) -> None:
         self.call("POST", f"/users/{user}/opt-out")
 

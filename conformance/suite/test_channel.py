@@ -21,16 +21,19 @@ and times the wake-up.
 Waits are event-driven and bounded (the ``channel`` area timeout, or the requirement's own
 limit); the only quiet windows (≤ 2 s, nothing may happen) follow refused pushes, a push to an
 online client (CHN-010) and a ``protocol_version`` refusal. Not observable within a check:
-CHN-011's growth of the delay up to 60 s (one failed attempt shows that it grows), and CHN-009
+CHN-011's growth of the delay up to 60 s in real time (one failed attempt shows that it grows;
+the rest is judged on the client's clock, advanced through the harness), and CHN-009
 (MAY: the client's own keepalive pings), which has no check: whatever the client does is
 allowed, and seeing it would take a minute of silence.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +47,7 @@ from conformance.redact import quote_untrusted
 from conformance.verdicts import fail, not_tested
 from reference_impl.wire import stanzas_pb2 as pb
 
+from .clock import advance_client_clock
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
 requirement = pytest.mark.requirement
@@ -556,6 +560,91 @@ def test_reconnection_waits_and_backs_off(kit: Kit, evidence, harness: HarnessCl
     if second_delay < first_delay + 0.1:
         fail("a longer delay after the failed attempt than before it",
              f"{first_delay:.3f} s, then {second_delay:.3f} s")
+
+
+#: CHN-011 on the client's clock: refused attempts in a row (1, 2, 4, ... 32, 60 s is 7).
+BACKOFF_ATTEMPTS = 9
+#: The delay must reach 60 s; 1 s of it may be the kit's own observation latency.
+BACKOFF_CAP_S = 60.0 - 1.0
+#: Client-clock seconds after a refused attempt at which the kit looks for the next one.
+BACKOFF_GRID_S = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 14, 17, 20, 24, 28, 32, 36, 40, 45, 50,
+                  55, BACKOFF_CAP_S, 61, 66, 75, 90, 120, 180)
+#: How long (real seconds) the kit waits for an attempt after each step of the grid.
+BACKOFF_STEP_WAIT_S = 0.3
+
+
+@requirement("CHN-011")
+def test_back_off_grows_to_at_least_60_s_on_the_client_clock(kit: Kit, evidence,
+                                                             harness: HarnessClient, new_user):
+    # G refuses every attempt; after each refusal the kit advances the client's clock along a
+    # grid and sees at which point the next attempt comes. A delay is known as an interval
+    # (no attempt by `low` client seconds, one by `high`); it must grow after each failure
+    # until it reaches 60 s, and the client must keep trying.
+    user = new_user()
+    advance_client_clock(harness, user, 0, "CHN-011's growth of the back-off to 60 s")
+    for _ in range(BACKOFF_ATTEMPTS):
+        kit.call(kit.gk.script.fail_next_connect, user.login, "internal")
+    mark = kit.mark()
+    if not kit.call(kit.gk.script.force_offline, user.login):
+        fail("the client online after connecting", _story(kit, 0, user.login))
+    lost = _wait(kit, "G to close the connection", since=mark, login=user.login, kind="disconnected")
+    since, ref = lost["seq"], time.monotonic()
+    delays: list[tuple[float, float]] = []
+    try:
+        while len(delays) < BACKOFF_ATTEMPTS:
+            low, high, attempt = _next_attempt(kit, harness, user, since, ref)
+            if attempt is None:
+                fail("another reconnection attempt after each refused one",
+                     f"none by {high:.0f} s of client time after attempt {len(delays)}; "
+                     f"delays so far {_intervals(delays)}")
+            delays.append((low, high))
+            evidence.record("reconnect_delay", attempt=len(delays), after_s=round(low, 2),
+                            by_s=round(high, 2))
+            if low >= BACKOFF_CAP_S:
+                return
+            if len(delays) > 1 and high <= delays[-2][0]:
+                fail("a longer delay after each failed attempt until it reaches 60 s",
+                     f"delays {_intervals(delays)} (client seconds: after..by)")
+            since = attempt["seq"]
+            if attempt["kind"] == "connected":
+                break
+            refused = _wait(kit, "G to close the refused attempt", since=since, login=user.login,
+                            kind="disconnected", conn=attempt["detail"]["conn"])
+            since, ref = refused["seq"], time.monotonic()
+        fail("the delay between attempts grown to at least 60 s",
+             f"after {len(delays)} refused attempts in a row: {_intervals(delays)} "
+             "(client seconds: after..by)")
+    finally:  # stop the client's retries (G still holds refusals for this login)
+        with contextlib.suppress(HarnessError):
+            harness.disconnect(user.handle, wake_on_push=False)
+
+
+def _next_attempt(kit: Kit, harness: HarnessClient, user: ProviderUser, since: int,
+                  ref: float) -> tuple[float, float, Event | None]:
+    """Walk the client's clock along :data:`BACKOFF_GRID_S` (seconds after ``ref``, the
+    refusal) until a new attempt shows; returns (no attempt by, attempt by, the attempt)."""
+    advanced = 0.0
+
+    def elapsed() -> float:
+        return time.monotonic() - ref + advanced
+
+    def attempt(e: Event) -> bool:
+        return e["login"] == user.login and e["kind"] in ("handshake_failed", "connected")
+
+    low = 0.0
+    for target in BACKOFF_GRID_S:
+        low = elapsed()
+        if target > low:
+            advance_client_clock(harness, user, target - low, "CHN-011")
+            advanced += target - low
+        e = kit.within(BACKOFF_STEP_WAIT_S, attempt, since=since, area=AREA)
+        if e is not None:
+            return low, elapsed(), e
+    return low, elapsed(), None
+
+
+def _intervals(delays: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{lo:.1f}..{hi:.1f}" for lo, hi in delays)
 
 
 def _poll_inbox(kit: Kit, harness: HarnessClient, user: ProviderUser, peer: str,

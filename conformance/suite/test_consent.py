@@ -37,6 +37,7 @@ from conformance.harness_client import HarnessClient, HarnessError
 from conformance.verdicts import fail, not_tested
 from reference_impl.wire import stanzas_pb2 as pb
 
+from .clock import advance_client_clock
 from .kit import PROVIDER_ID, Kit, ProviderUser
 
 requirement = pytest.mark.requirement
@@ -230,7 +231,24 @@ def test_reachability_ping_is_sent_and_no_message_before_consent(kit: Kit, harne
 
 @requirement("CON-003")
 def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_user, g_user):
+    _second_ping_within_24h(kit, harness, new_user(), g_user("not_opted_in"), later_s=0)
+
+
+#: CON-003 on the client's clock: the second request comes 23 h 50 min after the first ping.
+PING_AGAIN_AFTER_S = 24 * 3600 - 600
+
+
+@requirement("CON-003")
+def test_second_reachability_ping_23h50_later_is_not_sent(kit: Kit, harness, new_user, g_user):
     u, g = new_user(), g_user("not_opted_in")
+    advance_client_clock(harness, u, 0, "CON-003's 24 h between reachability pings")
+    _second_ping_within_24h(kit, harness, u, g, later_s=PING_AGAIN_AFTER_S)
+
+
+def _second_ping_within_24h(kit: Kit, harness: HarnessClient, u: ProviderUser, g: SimUser, *,
+                            later_s: float) -> None:
+    """A first ping goes out; ``later_s`` seconds later on the client's clock the user asks
+    again: refused (429) or accepted, no second ``reachability_ping`` may reach G."""
     start = kit.mark()
     try:
         harness.reachability_ping(u.handle, g.id)
@@ -239,6 +257,8 @@ def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_
     ping = _stanza("reachability_ping", u.login, recipient=(g.id, g.phone))
     first = kit.expect(f"a first reachability_ping stanza naming {g.id}", ping, since=start,
                        area=AREA)
+    if later_s:
+        advance_client_clock(harness, u, later_s, "CON-003's 24 h between reachability pings")
     try:
         harness.reachability_ping(u.handle, g.id)
         accepted = True
@@ -249,8 +269,9 @@ def test_second_reachability_ping_within_24h_is_not_sent(kit: Kit, harness, new_
         accepted = False
     again = kit.within(QUIET_S if accepted else 0, ping, since=first["seq"] + 1, area=AREA)
     if again is not None:
+        when = f"{later_s / 3600:g} h of client time and " if later_s else ""
         fail(f"at most one reachability_ping to {g.id} within 24 hours",
-             f"a second one {again['t'] - first['t']:.0f} ms after the first")
+             f"a second one {when}{again['t'] - first['t']:.0f} ms after the first")
 
 
 # -- CON-002: not opted in -------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from reference_impl.signal.wire import PreKeySignalMessage, SignalMessage
 from reference_impl.wire import content_pb2 as cpb
 from reference_impl.wire import stanzas_pb2 as pb
 
+from .clock import DAY_S, advance_client_clock
 from .kit import Kit, ProviderUser
 
 requirement = pytest.mark.requirement
@@ -357,6 +358,36 @@ def _pair(
     return first
 
 
+def _decrypted(kit: Kit, login: str, mids: list[str], since: int, what: str) -> None:
+    """Wire evidence that the client decrypted each of ``mids``: its delivery receipt (a
+    delivery receipt means "decrypted", stanzas.proto and E2E-015). A retry receipt first is a
+    FAIL naming ``what``; no receipt at all within 10 s (plus slack) leaves the check
+    NOT_TESTED: the wire does not show it, and missing receipts are E2E-015's verdict."""
+    for mid in mids:
+        e = kit.within(
+            RECEIPT_WITHIN_S,
+            lambda e, mid=mid: e["detail"].get("receipt") in (DELIVERY, RETRY)
+            and mid in e["detail"].get("message_ids", []),
+            since=since, kind="receipt", login=login, direction="from_provider", area=AREA,
+        )
+        if e is None:
+            not_tested(f"{what}: no delivery or retry receipt for {mid} within "
+                       f"{RECEIPT_WITHIN_S:g} s, so the wire does not show whether it was "
+                       "decrypted")
+        if e["detail"].get("receipt") != DELIVERY:
+            fail(f"{what}: {mid} decrypted (the client's delivery receipt)",
+                 f"a retry receipt for {mid}: the client could not decrypt it")
+
+
+def _pair_on_wire(kit: Kit, user: ProviderUser, g: SimUser) -> str:
+    """:func:`_pair` without the harness: G's user opens the conversation and the client's
+    delivery receipt shows it decrypted the message. Returns the message's id."""
+    since = kit.mark()
+    first = kit.call(g.send_text, user.login, f"hello from {g.id}")
+    _decrypted(kit, user.login, [first], since, "G's user's first message")
+    return first
+
+
 def _naming(kind: str, mid: str | None = None) -> Callable[[dict[str, Any]], bool]:
     """Receipt events of ``kind`` (naming ``mid`` if given)."""
 
@@ -423,7 +454,6 @@ def _require_v3(o: Outcome, what: str, evidence) -> None:
     evidence.record("observation", what=what, type=o.item.type, version=hex(ct[0]), length=len(ct))
 
 
-@harness_attested
 @requirement("E2E-001")
 def test_signal_messages_are_v3_of_the_stanza_type(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
@@ -434,8 +464,9 @@ def test_signal_messages_are_v3_of_the_stanza_type(
     _require_v3(
         _outcome(kit, g, user.login, p1, since), "the first message (new session)", evidence
     )
+    since = kit.mark()
     answer = kit.call(g.send_text, user.login, "E2E-001 answer")
-    _surfaced(kit, harness, user, g.id, [answer], "G's user's answer")
+    _decrypted(kit, user.login, [answer], since, "G's user's answer")
     since = kit.mark()
     p2 = harness.send_text(user.handle, g.id, "E2E-001 message after the answer")
     _require_v3(_outcome(kit, g, user.login, p2, since), "the message after G's answer", evidence)
@@ -589,13 +620,14 @@ def test_prekey_messages_with_and_without_one_time_pre_key(
         )
 
 
-@harness_attested
 @requirement("E2E-003")
 def test_signal_messages_across_ratchet_steps_in_both_directions(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
+    # On the wire both ways: G decrypts what the client sends, and the client's delivery
+    # receipts show it decrypted what G sends (the surfaced text is E2E-010's check).
     user, g = new_user(), g_user()
-    _pair(kit, harness, user, g)
+    _pair_on_wire(kit, user, g)
     for rnd in range(3):
         since = kit.mark()
         out = [
@@ -603,13 +635,11 @@ def test_signal_messages_across_ratchet_steps_in_both_directions(
         ]
         for mid in out:
             _read_by_g(kit, g, user.login, mid, since, "decrypting across ratchet steps")
+        since = kit.mark()
         incoming = [
             kit.call(g.send_text, user.login, f"E2E-003 G round {rnd} #{i}") for i in (1, 2)
         ]
-        items = _surfaced(kit, harness, user, g.id, incoming, f"G's messages of round {rnd}")
-        for mid, i in zip(incoming, (1, 2)):
-            if (_find(items, mid) or {}).get("text") != f"E2E-003 G round {rnd} #{i}":
-                fail("the decrypted text", f"{_find(items, mid)}")
+        _decrypted(kit, user.login, incoming, since, f"G's messages of round {rnd}")
     evidence.record(
         "observation", rounds=3, types=[i.type for i in kit.call(lambda: list(g.inbox))]
     )
@@ -641,31 +671,29 @@ def test_invalid_messages_are_rejected_and_the_session_survives(
         )
 
 
-@harness_attested
 @requirement("E2E-005")
 def test_out_of_order_messages_within_2000_skipped_keys(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
+    # Judged on the wire: the client's delivery receipt for each message says it decrypted it
+    # (a retry receipt that it could not); the surfaced texts are E2E-010's check.
     user, g = new_user(), g_user()
-    _pair(kit, harness, user, g)
+    _pair_on_wire(kit, user, g)
     kit.call(kit.gk.script.reorder_next, user.login, 3)
-    texts = [f"E2E-005 reordered {i}" for i in range(3)]
-    mids = [kit.call(g.send_text, user.login, t) for t in texts]
-    items = _surfaced(kit, harness, user, g.id, mids, "three messages delivered in reverse order")
-    for mid, t in zip(mids, texts):
-        if (_find(items, mid) or {}).get("text") != t:
-            fail("each out-of-order message decrypted", f"{_find(items, mid)}")
+    since = kit.mark()
+    mids = [kit.call(g.send_text, user.login, f"E2E-005 reordered {i}") for i in range(3)]
+    _decrypted(kit, user.login, mids, since, "three messages delivered in reverse order")
     # Exactly 2000 keys to skip: hold one message, burn 1999 keys, send the next.
     held, held_stanza = _send_raw(
         kit, g, user.login, content=_text_msg("E2E-005 held back"), deliver=False
     )
     kit.call(lambda: [g.party.encrypt(user.login, b"\x01") for _ in range(MAX_SKIP - 1)])
+    since = kit.mark()
     far, _ = _send_raw(kit, g, user.login, content=_text_msg("E2E-005 2000 keys ahead"))
-    _surfaced(kit, harness, user, g.id, [far], "a message 2000 keys ahead")
+    _decrypted(kit, user.login, [far], since, "a message 2000 keys ahead")
+    since = kit.mark()
     _route(kit, user.login, held_stanza)
-    items = _surfaced(kit, harness, user, g.id, [held], "the held-back message (its key skipped)")
-    if (_find(items, held) or {}).get("text") != "E2E-005 held back":
-        fail("the held-back message decrypted from a skipped key", f"{_find(items, held)}")
+    _decrypted(kit, user.login, [held], since, "the held-back message (its key skipped)")
 
 
 @harness_attested
@@ -885,13 +913,19 @@ def test_received_text_is_surfaced_unchanged(
             fail(f"text {text!r} surfaced unchanged", repr(got))
 
 
-@harness_attested
 @requirement("E2E-011")
 def test_unsupported_content_is_acknowledged_and_receipted(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
+    # Judged on the wire alone: acks, delivery receipts (a delivery receipt says the client
+    # decrypted the message, stanzas.proto) and, for "the session still usable", the delivery
+    # receipt of a text sent on the same session after the unsupported messages.
     user, g = new_user(), g_user()
-    _pair(kit, harness, user, g)
+    since = kit.mark()
+    first = kit.call(g.send_text, user.login, f"hello from {g.id}")
+    if _receipt_sent(kit, user.login, since, DELIVERY, first, RECEIPT_WITHIN_S) is None:
+        fail(f"a delivery receipt for G's user's first message {first}",
+             f"none within {RECEIPT_WITHIN_S:g} s")
     since = kit.mark()
     empty = kit.call(g.send_content, user.login, cpb.Message())
     # A content member from the future: field 200 (length-delimited), unknown to every client.
@@ -909,18 +943,25 @@ def test_unsupported_content_is_acknowledged_and_receipted(
                 "none" if e is None else f"after {(e['t'] - t0) / 1000:.1f} s",
             )
     after = kit.call(g.send_text, user.login, "E2E-011 session still usable")
-    items = _surfaced(kit, harness, user, g.id, [after], "a text after the unsupported messages")
-    if (_find(items, after) or {}).get("text") != "E2E-011 session still usable":
-        fail("the session still usable", f"{_find(items, after)}")
+    answer = kit.within(
+        RECEIPT_WITHIN_S,
+        lambda e: e["detail"].get("receipt") in (DELIVERY, RETRY)
+        and after in e["detail"].get("message_ids", []),
+        since=since, kind="receipt", login=user.login, direction="from_provider", area=AREA,
+    )
+    if answer is None or answer["detail"].get("receipt") != DELIVERY:
+        fail("the session still usable: a text on it after the unsupported messages decrypted "
+             "(delivery receipt)",
+             f"{'a retry receipt' if answer else 'no receipt'} for {after}")
+    evidence.record("observation", session_usable_receipt=answer["detail"].get("receipt"))
 
 
-@harness_attested
 @requirement("E2E-012")
 def test_reply_is_sent_as_extended_text_with_context(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
     user, g = new_user(), g_user()
-    quoted = _pair(kit, harness, user, g)
+    quoted = _pair_on_wire(kit, user, g)
     since = kit.mark()
     mid = harness.send_reply(user.handle, g.id, "E2E-012 my reply", quoted, g.id)
     item = _read_by_g(kit, g, user.login, mid, since, "checking the reply", content_is_ours=True)
@@ -959,13 +1000,12 @@ def test_received_reply_is_surfaced_with_its_quote(
             fail(f"reply {mid} surfaced with its text and quoted message {qid} by {qs}", f"{got}")
 
 
-@harness_attested
 @requirement("E2E-013")
 def test_reaction_and_its_removal_are_sent_as_reaction_messages(
     kit: Kit, harness: HarnessClient, new_user, g_user, evidence
 ):
     user, g = new_user(), g_user()
-    target = _pair(kit, harness, user, g)
+    target = _pair_on_wire(kit, user, g)
     for emoji in ("👍", ""):
         since = kit.mark()
         mid = harness.send_reaction(user.handle, g.id, target, g.id, emoji)
@@ -1482,6 +1522,42 @@ def test_identity_change_is_surfaced_before_messages_under_it(
         )
 
 
+@harness_attested
+@requirement("E2E-019")
+@pytest.mark.parametrize("how", ["notification", "prekey_message"])
+def test_identity_change_notice_comes_before_the_first_message_under_it(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence, how: str
+):
+    # "No later than the first message": in the harness' one ordered event stream the
+    # identity_changed notice must come before the message_received of the first message under
+    # the new identity. A harness that reports no message_received leaves the order unseen.
+    user, g = new_user(), g_user()
+    _pair(kit, harness, user, g)
+    after_seq = max((e.get("seq", 0) for e in harness.events(user.handle)), default=0)
+    kit.call(g.change_identity, notify="peers" if how == "notification" else "none")
+    mid = kit.call(g.send_text, user.login, f"E2E-019 first under the new identity ({how})")
+    _surfaced(kit, harness, user, g.id, [mid], "the message under the new identity")
+    events = kit.poll(
+        lambda: harness.events(user.handle, after=after_seq),
+        lambda evs: any(e.get("type") == "message_received" and e.get("message_id") == mid
+                        for e in evs),
+        login=user.login, area=AREA, timeout=5.0, step=0.5)
+    shown = [e for e in events if e.get("type") == "message_received" and e.get("message_id") == mid]
+    if not shown:
+        not_tested(f"the order of the security notice and message {mid} cannot be seen: the "
+                   "harness reports no message_received event for a message it shows")
+    notices = [e for e in events if e.get("type") == "identity_changed" and e.get("peer") == g.id]
+    evidence.record("observation", message_received_seq=shown[0].get("seq"),
+                    identity_changed_seq=[e.get("seq") for e in notices])
+    if not notices or min(e.get("seq", 0) for e in notices) > shown[0].get("seq", 0):
+        fail(
+            f"a security notification (identity_changed for {g.id}) no later than the first "
+            "message shown under the new identity",
+            f"message_received {mid} at event seq {shown[0].get('seq')}, identity_changed at "
+            f"{[e.get('seq') for e in notices] or 'none'}",
+        )
+
+
 # ------------------------------------------------------------------------------------------------
 # 6.4 Pre-keys
 # ------------------------------------------------------------------------------------------------
@@ -1533,13 +1609,9 @@ def _check_prekeys(
         )
 
 
-@harness_attested
-@requirement("E2E-021")
-def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
-    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
-):
-    user, before, after = new_user(), g_user(), g_user()
-    _start_sessions(kit, user.login, [before])  # X3DH on the current signed pre-key
+def _rotate_signed_pre_key(kit: Kit, harness: HarnessClient, user: ProviderUser) -> tuple[int, int]:
+    """The harness rotates the signed pre-key; G must get it in a valid ``pre_key_upload``
+    with a new id. Returns (old id, new id)."""
     old_id = kit.call(lambda: kit.gk.accounts[user.login].signed_pre_key_id)
     since = kit.mark()
     harness.rotate_signed_prekey(user.handle)
@@ -1566,6 +1638,17 @@ def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
     new_id = e["detail"].get("signed_pre_key_id")
     if new_id == old_id:
         fail("a signed pre-key id not used before", f"id {new_id} again")
+    return old_id, new_id
+
+
+@harness_attested
+@requirement("E2E-021")
+def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
+):
+    user, before, after = new_user(), g_user(), g_user()
+    _start_sessions(kit, user.login, [before])  # X3DH on the current signed pre-key
+    old_id, new_id = _rotate_signed_pre_key(kit, harness, user)
     a = kit.call(before.send_text, user.login, "E2E-021 on the previous signed pre-key")
     b = kit.call(after.send_text, user.login, "E2E-021 on the new signed pre-key")
     _surfaced(
@@ -1573,3 +1656,33 @@ def test_rotated_signed_pre_key_is_uploaded_and_the_old_one_still_works(
     )
     _surfaced(kit, harness, user, after.id, [b], "a PreKeySignalMessage on the new signed pre-key")
     evidence.record("observation", old_signed_pre_key=old_id, new_signed_pre_key=new_id)
+
+
+#: E2E-021 on the client's clock: the signed pre-key is this old when it is rotated out, and a
+#: message on it arrives this long after the rotation (inside the 7 days).
+SPK_AGE_AT_ROTATION_S = 8 * DAY_S
+SPK_USED_AFTER_ROTATION_S = 7 * DAY_S - 3600
+
+
+@requirement("E2E-021")
+def test_previous_signed_pre_key_decrypts_for_7_days_after_the_rotation(
+    kit: Kit, harness: HarnessClient, new_user, g_user, evidence
+):
+    # The 7 days run from the rotation, whatever the key's own age: the kit ages the key 8 days
+    # on the client's clock, rotates it out, lets 6 days 23 hours pass and only then sends a
+    # PreKeySignalMessage built on it (X3DH done before the rotation). Judged on the wire: the
+    # client's delivery receipt says it decrypted the message (E2E-015, stanzas.proto), a retry
+    # receipt that it could not.
+    clause = "E2E-021's 7 days of decrypting on the previous signed pre-key"
+    user, before = new_user(), g_user()
+    advance_client_clock(harness, user, SPK_AGE_AT_ROTATION_S, clause)
+    _start_sessions(kit, user.login, [before])  # X3DH on the signed pre-key about to be replaced
+    old_id, new_id = _rotate_signed_pre_key(kit, harness, user)
+    offset = advance_client_clock(harness, user, SPK_USED_AFTER_ROTATION_S, clause)
+    evidence.record("observation", old_signed_pre_key=old_id, new_signed_pre_key=new_id,
+                    client_clock_offset_s=offset)
+    since = kit.mark()
+    mid = kit.call(before.send_text, user.login, "E2E-021 on the previous key, 6 d 23 h later")
+    _decrypted(kit, user.login, [mid], since,
+               "a PreKeySignalMessage on the previous signed pre-key (8 days old when rotated "
+               "out), 6 days 23 hours after the rotation on the client's clock")

@@ -97,6 +97,9 @@ _ALL = [
        "The enlistment `e_skey_sig` is made with the Noise authkey instead of the identity key."),
     _f("spk_signature_raw_key", "e2e", "E2E-021",
        "Rotated signed pre-keys are signed over the raw 32-byte key instead of `0x05 ‖ key`."),
+    _f("spk_window_from_creation", "e2e", "E2E-021",
+       "Previous signed pre-keys are kept 7 days from their creation, not from their "
+       "replacement: a key older than that is deleted the moment it is rotated out."),
     _f("enlist_fail_as_success", "enlistment", "ENL-007",
        "An HTTP 200 enlistment answer is taken as success even when `status` is `fail`."),
     _f("enlist_extra_field", "enlistment", "ENL-001",
@@ -135,6 +138,8 @@ _ALL = [
     _f("noise_ephemeral_reused", "channel", "CHN-002",
        "The Noise ephemeral key pair is generated once when the client starts and reused in the "
        "handshake of every connection."),
+    _f("backoff_capped_at_30s", "channel", "CHN-011",
+       "The reconnection back-off stops growing at 30 s instead of reaching 60 s."),
     _f("mailbox_prepended", "channel", "CHN-012",
        "Messages from the offline mailbox are each inserted at the top of the conversation."),
     _f("close_on_unknown_stanza", "channel", "CHN-013",
@@ -164,6 +169,9 @@ _ALL = [
        "A revoke hides whichever message its key names, even one its sender did not write."),
     _f("no_delivery_receipt", "e2e", "E2E-015 E2E-011",
        "No delivery receipt is sent after decrypting a message (unsupported content included)."),
+    _f("unsupported_content_drops_session", "e2e", "E2E-011",
+       "A content member from a newer profile version is acknowledged and receipted, then "
+       "its session is deleted as if it were corrupt."),
     _f("receipts_not_surfaced", "e2e", "E2E-016",
        "Delivery and read receipts update nothing the user can see."),
     _f("no_retry_receipt", "e2e", "E2E-017",
@@ -172,6 +180,8 @@ _ALL = [
        "Retry receipts for sent messages are acknowledged but not answered with a resend."),
     _f("silent_identity_change", "e2e", "E2E-019",
        "A peer's new identity key is trusted without a security notification."),
+    _f("identity_notice_after_message", "e2e", "E2E-019",
+       "The security notice for a new identity key is shown after the message that carried it."),
     _f("reuse_one_time_prekeys", "e2e", "E2E-020",
        "Every one-time pre-key batch restarts at id 1, reusing ids."),
     _f("no_prekey_replenish", "e2e", "E2E-020",
@@ -207,6 +217,9 @@ _ALL = [
     # -- consent, integrity and safety -------------------------------------------------------
     _f("send_without_consent", "consent", "CON-001",
        "After a reachability ping the client sends content without waiting for consent."),
+    _f("ping_window_minutes", "consent", "CON-003",
+       "The 24 h reachability-ping window is counted in minutes: a second ping goes out 24 "
+       "minutes after the first."),
     _f("retry_after_not_opted_in", "consent", "CON-002",
        "A message refused with `not_opted_in` is resent automatically."),
     _f("ignore_consent_revocation", "consent", "CON-004",

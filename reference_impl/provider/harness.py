@@ -88,6 +88,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["peer", "state"],
         "properties": {"peer": _STR, "state": {"enum": ["composing", "paused"]}},
     },
+    "ClockAdvance": {
+        "type": "object", "required": ["advance_s"],
+        "properties": {"advance_s": {"type": "number", "minimum": 0, "maximum": 31_536_000}},
+    },
 }
 _VALIDATORS = {name: jsonschema.Draft202012Validator(
     schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
@@ -199,6 +203,11 @@ def build_harness(app: "ProviderApp") -> Starlette:
         await client(request).rotate_signed_pre_key()
         return Response(status_code=204)
 
+    async def clock(request: Request) -> Response:
+        c = client(request)
+        doc = await body(request, "ClockAdvance")
+        return JSONResponse({"offset_s": c.advance_clock(float(doc["advance_s"]))})
+
     async def opt_out(request: Request) -> Response:
         await client(request).opt_out()
         return Response(status_code=204)
@@ -251,6 +260,7 @@ def build_harness(app: "ProviderApp") -> Starlette:
         Route(u + "/unblock", unblock, methods=["POST"]),
         Route(u + "/reachability-ping", ping, methods=["POST"]),
         Route(u + "/rotate-signed-prekey", rotate, methods=["POST"]),
+        Route(u + "/clock", clock, methods=["POST"]),
         Route(u + "/opt-out", opt_out, methods=["POST"]),
         Route(u + "/typing", typing, methods=["POST"]),
         Route(u + "/delete-account", delete_account, methods=["POST"]),

@@ -528,6 +528,7 @@ class Client:
         else:
             item.kind = "unsupported"  # E2E-011: a placeholder
         self.items.append(item)
+        self.event("message_received", peer=sender, message_id=mid)
 
     # -- the user's actions ---------------------------------------------------------------------------
     def send(self, peer: str, content: cpb.Message) -> str:

@@ -18,6 +18,7 @@ from reference_impl.signal import ProtocolStore
 from reference_impl.wire import stanzas_pb2 as pb
 
 from .channel import Channel
+from .clock import ClientClock
 from .context import ClientContext, default_state
 from .errors import ClientError, ConnectionLost
 
@@ -38,6 +39,8 @@ class ClientBase:
         self.user_visible_id = user_visible_id
         self.state = {**default_state(), **state}
         self.store = ProtocolStore.from_json(store_json) if store_json else ProtocolStore.generate()
+        #: The clock the client's time windows read (back-off, signed pre-key retention, pings).
+        self.clock = ClientClock(self.state["clock_offset_s"])
         self._tasks: set[asyncio.Task] = set()
         #: Set by :meth:`stop`: no reconnection, no new loop.
         self.stopped = False
@@ -66,6 +69,13 @@ class ClientBase:
 
     def save(self) -> None:
         self.ctx.storage.save_user(self.handle, self.state, self.store.to_json())
+
+    def advance_clock(self, seconds: float) -> float:
+        """Let ``seconds`` pass on this client's clock (harness ``POST /users/{user}/clock``);
+        returns the clock's total offset from wall time."""
+        self.state["clock_offset_s"] = self.clock.advance(seconds)
+        self.save()
+        return self.state["clock_offset_s"]
 
     def event(self, type_: str, **fields: Any) -> dict:
         body = {"type": type_, **{k: v for k, v in fields.items() if v is not None}}

@@ -155,10 +155,12 @@ class ConnectionMixin(ClientBase):
         self.schedule_reconnect()
 
     async def _reconnect_loop(self, initial: float) -> None:
-        # CHN-011: wait >= 1 s before the first attempt, double up to 60 s.
+        # CHN-011: wait >= 1 s before the first attempt, double up to 60 s (on the client's
+        # clock, so a harness clock advance can carry the back-off to its cap).
+        cap = 30.0 if self.faults.on("backoff_capped_at_30s") else 60.0
         delay = initial
         while not self.stopped and self.state["online"] and not self.connected:
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
             if self.stopped or not self.state["online"] or self.connected:
                 return
             if not self.state["enlisted"]:
@@ -169,7 +171,7 @@ class ConnectionMixin(ClientBase):
             except ConnectFailed as exc:
                 if exc.reason in ("un_enlisted", "protocol_version"):
                     return
-            delay = min(max(delay * 2, 1.0), 60.0)
+            delay = min(max(delay * 2, 1.0), cap)
 
     async def wake(self) -> bool:
         """A push arrived for this user (CHN-019)."""

@@ -114,6 +114,7 @@ class ContentMixin(ClientBase):
         else:
             item.update(kind="unsupported")  # E2E-011
         storage.add_message(self.handle, item)
+        self.event("message_received", peer=peer, message_id=mid)
         return None
 
     def _apply_reaction(self, sender: str, r: cpb.ReactionMessage, peer_hint: str = "") -> None:

@@ -53,6 +53,10 @@ def default_state() -> dict[str, Any]:
         "needs_blocklist": False, "spk_upload_pending": False, "blocked": [], "block_ops": [],
         "consent": {}, "pings": {}, "retry_sent": {}, "enlist_attempts": [],
         "identity_notified": {},
+        # seconds the harness moved this client's clock ahead of wall time (ClientClock)
+        "clock_offset_s": 0.0,
+        # previous signed pre-key id (str) -> when it was replaced, on the client's clock (E2E-021)
+        "spk_retired": {},
         # gid -> {"participants": [...], "member": bool, "key_holders": [...]}; key_holders are
         # the participants that were sent the client's current sender key (GRP-001, GRP-005).
         "groups": {},

@@ -46,21 +46,37 @@ class EnlistmentMixin(ClientBase):
         return self.new_signed_pre_key()
 
     def new_signed_pre_key(self) -> SignedPreKeyRecord:
-        rotating = bool(self.state["spk_id"])  # not the first signed pre-key of this store
+        previous = self.state["spk_id"]  # 0: the first signed pre-key of this store
         spk_id = self.state["next_spk_id"]
         self.state["next_spk_id"] = spk_id % MAX_PRE_KEY_ID + 1
-        rec = self.store.generate_signed_pre_key(spk_id, timestamp=int(time.time()))
-        if rotating and self.faults.on("spk_signature_raw_key"):
+        rec = self.store.generate_signed_pre_key(spk_id, timestamp=int(self.clock.time()))
+        if previous and self.faults.on("spk_signature_raw_key"):
             sig = xeddsa.sign(self.store.identity.private, rec.key_pair.public.serialize()[1:])
             rec = SignedPreKeyRecord(rec.key_id, rec.key_pair, sig, rec.timestamp)
             self.store.signed_pre_keys[spk_id] = rec
         self.state["spk_id"] = spk_id
-        # E2E-021: keep previous signed pre-keys for at least 7 days (we keep 30).
-        cutoff = time.time() - 30 * 86400
-        for kid, old in list(self.store.signed_pre_keys.items()):
-            if kid != spk_id and old.timestamp and old.timestamp < cutoff:
-                del self.store.signed_pre_keys[kid]
+        if previous:
+            self.state["spk_retired"][str(previous)] = self.clock.time()
+        self.prune_signed_pre_keys()
         return rec
+
+    def prune_signed_pre_keys(self) -> None:
+        """Forget previous signed pre-keys once their overlap is over. E2E-021 asks for at
+        least 7 days after the rotation; we keep them 30 days after they were replaced."""
+        now = self.clock.time()
+        retired: dict[str, float] = self.state["spk_retired"]
+        for kid, old in list(self.store.signed_pre_keys.items()):
+            if kid == self.state["spk_id"]:
+                continue
+            if self.faults.on("spk_window_from_creation"):
+                # the bug: 7 days counted from the key's creation, so a key older than that
+                # is gone the moment it is replaced
+                expired = bool(old.timestamp) and old.timestamp < now - 7 * 86400
+            else:
+                expired = retired.get(str(kid), now) < now - 30 * 86400
+            if expired:
+                del self.store.signed_pre_keys[kid]
+                retired.pop(str(kid), None)
 
     async def enlist(self) -> str:
         gk = self.gatekeeper()

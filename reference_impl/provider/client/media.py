@@ -124,3 +124,4 @@ class MediaMixin(ClientBase):
                 item.pop("_hidden", None)
                 item["media"]["sha256"] = sha256(plaintext).hex()
                 storage.update_message(self.handle, item)
+                self.event("message_received", peer=item["peer"], message_id=mid)

@@ -36,13 +36,21 @@ log = logging.getLogger("reference_impl.provider.client")
 
 
 class SessionsMixin(ClientBase):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._late_notices: set[str] = set()  # fault identity_notice_after_message only
+
     def identity_changed(self, peer: str, key: bytes) -> None:
         known = self.state["identity_notified"].get(peer)
         if known == key.hex():
             return
         self.state["identity_notified"][peer] = key.hex()
-        if not self.faults.on("silent_identity_change"):
-            self.event("identity_changed", peer=peer)
+        if self.faults.on("silent_identity_change"):
+            return
+        if self.faults.on("identity_notice_after_message"):
+            self._late_notices.add(peer)  # the bug: shown after the next message from the peer
+            return
+        self.event("identity_changed", peer=peer)
 
     def on_identity_change(self, user: str, key: bytes) -> None:
         """An ``identity_change`` notification: trust the new key, start a new session."""
@@ -66,6 +74,8 @@ class SessionsMixin(ClientBase):
         if not replay_fault and self.ctx.storage.has_message(self.handle, sender, sender, mid):
             return  # redelivery of something already surfaced (e.g. after a restart)
         msg_type = {pb.ENC_TYPE_PKMSG: "pkmsg", pb.ENC_TYPE_MSG: "msg"}.get(m.type, "?")
+        if msg_type == "pkmsg":
+            self.prune_signed_pre_keys()  # E2E-021: expired previous signed pre-keys go first
         digest = hashlib.sha256(m.ciphertext).hexdigest()
         window = 1000 if self.faults.on("skip_window_1000") else PROFILE_MAX_SKIPPED_KEYS
         kept = dict(self.store.pre_keys) if self.faults.on("one_time_prekey_kept") else None
@@ -102,6 +112,15 @@ class SessionsMixin(ClientBase):
             surfaced_media = self.apply_content(sender, mid, m, content, group_id)
             self.state["retry_groups"].pop(f"{sender}\n{mid}", None)
             self.save()
+        if (self.faults.on("unsupported_content_drops_session") and not group_id
+                and content.WhichOneof("content") is None and content.ByteSize() > 0
+                and not content.HasField("sender_key_distribution")):
+            # the bug: a content member from a newer version is taken for a corrupt session
+            self.store.sessions.pop(sender, None)
+            self.save()
+        if sender in self._late_notices:
+            self._late_notices.discard(sender)
+            self.event("identity_changed", peer=sender)
         if surfaced_media is not None:
             self.spawn(self.download_media(*surfaced_media))
         if not self.faults.on("no_delivery_receipt"):
