@@ -236,10 +236,12 @@ class Gatekeeper(GatekeeperState):
     async def fetch_provider_media(self, direct_path_or_ref: str,
                                    expected_enc_sha256: bytes | None = None, *,
                                    provider_id: str | None = None, method: str = "GET",
-                                   http2: bool = False, with_token: bool = True,
+                                   http2: bool = False, with_token: bool = False,
                                    headers: dict[str, str] | None = None,
                                    login: str | None = None) -> MediaFetch:
-        """``{method} {media_base}/{storage_reference}`` with G's bearer JWT (MED-009)."""
+        """``{method} {media_base}/{storage_reference}`` as G's media proxy does it: without
+        credentials, as the public flow shows (S2 §5.1.1, MED-018); ``with_token`` adds a G
+        bearer JWT, which the provider must ignore."""
         if provider_id is None:
             provider_id = self.accounts[login].provider_id if login in self.accounts else next(iter(self.providers))
         provider = self.providers[provider_id]

@@ -1,5 +1,5 @@
 """JWTs both ways: G's own signing keys (JWKS, push tokens) and verification of provider
-user tokens against the provider's JWK Set (ID-005 to ID-007, ENL-005, CHN-004).
+user tokens against the provider's JWK Set (ID-005 to ID-007, ENL-010, CHN-004).
 
 Signatures are checked with PyJWT; the claims are checked here against the injected clock,
 so expiry is testable without waiting and every rejection names its requirement.
@@ -139,7 +139,7 @@ class GatekeeperKeys:
 def unverified_header(token: str, max_len: int) -> dict[str, Any]:
     """The protected header, after the size and shape checks (ID-006, ID-005)."""
     if not isinstance(token, str) or not token:
-        raise TokenError("token is missing", "ENL-005")
+        raise TokenError("token is missing", "ENL-010")
     if len(token.encode()) > max_len:
         raise TokenError(f"token is {len(token.encode())} bytes, above {max_len}", "ID-006")
     if token.count(".") != 2:

@@ -624,7 +624,7 @@ def test_opt_out_makes_the_users_blobs_unavailable_within_60_s(kit: Kit, harness
         before = fetch(path)
         if before.status != 200:
             not_tested(f"an uploaded blob is not retrievable before the opt-out ({before.status}, "
-                       f"{before.error}), see MED-009")
+                       f"{before.error}), see MED-018")
     t0 = time.monotonic()
     start = kit.mark()
     try:

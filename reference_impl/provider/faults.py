@@ -75,7 +75,7 @@ _ALL = [
     _f("media_upload_without_auth", "media-server", "MED-008",
        "Uploads are stored without checking the user JWT."),
     # media hosting, issue 13 (every MUST proved by a fault)
-    _f("media_sniffed_gzip", "media-server", "MED-009",
+    _f("media_sniffed_gzip", "media-server", "MED-018",
        "A blob that starts with the gzip magic bytes is served with `Content-Encoding: gzip`."),
     # -- transport ---------------------------------------------------------------------------
     _f("http2_off", "transport", "TRN-004",
@@ -94,15 +94,16 @@ _ALL = [
        "Rotated signed pre-keys are signed over the raw 32-byte key instead of `0x05 ‖ key`."),
     _f("enlist_fail_as_success", "enlistment", "ENL-007",
        "An HTTP 200 enlistment answer is taken as success even when `status` is `fail`."),
-    _f("enlist_extra_field", "enlistment", "ENL-001",
+    _f("enlist_extra_field", "enlistment", "ENL-009",
        "The enlistment form carries an extra `device_name` field."),
     # enlistment, issue 13 (every MUST proved by a fault)
     _f("enlist_padded_base64", "enlistment", "ENL-002",
        "The binary enlistment fields are base64url *with* `=` padding."),
     _f("authkey_is_identity_key", "enlistment", "ENL-003",
        "The Noise authkey is the user's Signal identity key pair (one key for two jobs)."),
-    _f("enlist_version_major_minor", "enlistment", "ENL-005",
-       "The enlistment form sends `version` as `1.0` (major.minor) instead of `1.0.0`."),
+    _f("enlist_version_major_minor", "enlistment", "ENL-010",
+       "The enlistment form still carries the optional `version` field of profile 1.0.0, as `1.0` "
+       "(major.minor) instead of `1.0.0`."),
     _f("login_local_part", "enlistment", "ENL-006",
        "G's `login` is stored without its `@domain` part and used that way."),
     _f("regid_regenerated_on_rotation", "enlistment", "ENL-008",
