@@ -42,6 +42,7 @@ from .script import Script
 from .server import AsgiServer
 from .settings import Settings
 from .state import Connection, GatekeeperState, TokenSeen
+from .tokens import DEFAULT_ALG
 from .users import SimUser
 
 __all__ = ["Gatekeeper", "PushResult", "TokenSeen"]
@@ -58,7 +59,7 @@ class PushResult:
 
 class Gatekeeper(GatekeeperState):
     def __init__(self, settings: Settings | None = None, *, noise_private: bytes | None = None,
-                 key_alg: str = "EdDSA") -> None:
+                 key_alg: str = DEFAULT_ALG) -> None:
         super().__init__(settings, noise_private=noise_private, key_alg=key_alg)
         self.script = Script(self)
         self.verifier = TokenVerifier(self, self._client)
@@ -199,7 +200,7 @@ class Gatekeeper(GatekeeperState):
         provider = self.providers[acct.provider_id]
         if token is None:
             token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                         subject=acct.sub, now=self.clock(),
+                                         now=self.clock(),
                                          lifetime_s=self.settings.push_token_lifetime_s,
                                          **claim_overrides)
         payload = json.dumps({"to": acct.sub} if body is None else body).encode()
@@ -252,7 +253,7 @@ class Gatekeeper(GatekeeperState):
             h = dict(headers or {})
             if with_token:
                 token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                             subject="media", now=self.clock(), lifetime_s=300)
+                                             now=self.clock(), lifetime_s=300)
                 h["authorization"] = f"Bearer {token}"
             result = await fetch(self._client(provider, http2), f"{provider.media_base}/{ref}",
                                  method=method, headers=h, timeout=self.settings.http_timeout_s,

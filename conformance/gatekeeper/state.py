@@ -33,7 +33,7 @@ from .observe import EnlistmentOverride, Recording
 from .providers import Provider
 from .settings import Settings
 from .stanzas import fresh_id
-from .tokens import GatekeeperKeys
+from .tokens import DEFAULT_ALG, GatekeeperKeys
 
 __all__ = ["Connection", "GatekeeperState", "Group", "TokenSeen", "UserEndpoint"]
 
@@ -87,7 +87,7 @@ class UserEndpoint(Protocol):
 
 class GatekeeperState:
     def __init__(self, settings: Settings | None = None, *, noise_private: bytes | None = None,
-                 key_alg: str = "EdDSA") -> None:
+                 key_alg: str = DEFAULT_ALG) -> None:
         self.settings = settings or Settings()
         self.log = EventLog(self.settings.max_events)
         #: All simulator time (see :mod:`.clock`): ``settings.clock`` plus what was advanced.

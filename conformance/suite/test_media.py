@@ -72,11 +72,12 @@ def _user_jwt(kit: Kit, user: ProviderUser) -> str:
 
 
 def _g_jwt(kit: Kit) -> str:
-    """G's bearer JWT for media fetches (the one G's media proxy sends)."""
+    """A G bearer JWT: an Authorization header G's media proxy does not send, but MED-018
+    requires the provider to ignore."""
     def make() -> str:
         gk = kit.gk
         return gk.keys.push_token(issuer=gk.settings.issuer, audience=gk.providers[PROVIDER_ID].audience,
-                                  subject="media", now=gk.clock(), lifetime_s=300)
+                                  now=gk.clock(), lifetime_s=300)
     return kit.call(make, area=AREA)
 
 

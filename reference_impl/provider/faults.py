@@ -196,8 +196,8 @@ _ALL = [
        "A message refused with `not_opted_in` is resent automatically."),
     _f("ignore_consent_revocation", "consent", "CON-004",
        "`consent_revoked` is acknowledged but queued and new messages are still sent."),
-    _f("ignore_blocklist", "consent", "CON-007",
-       "Messages from blocked users are surfaced."),
+    _f("ignore_blocklist", "consent", "CON-007 CON-013",
+       "Messages from blocked users are surfaced (and get delivery receipts)."),
     _f("no_deletion_on_opt_out", "consent", "CON-008",
        "Opting out only disconnects; no deletion request is sent."),
     # consent, issue 13 (every MUST proved by a fault)
@@ -209,6 +209,18 @@ _ALL = [
        "A stanza refused with `rate_limited` is resent at once."),
     _f("no_reenlistment", "consent", "CON-011",
        "After `un_enlisted` the client reconnects with its old login instead of enlisting again."),
+    # -- profile 1.1.0 contradictions (issue 12) ----------------------------------------------
+    _f("delivery_receipt_to_blocked", "consent", "CON-013",
+       "Delivery receipts go out when a message is decrypted, before the blocklist is consulted: "
+       "a blocked sender's messages are hidden but still get delivery receipts."),
+    _f("media_get_requires_bearer", "media-server", "MED-018",
+       "The media GET/HEAD route sits behind the same bearer check as the upload route: a fetch "
+       "without an `Authorization` header (as G's media proxy sends it) gets 401."),
+    _f("media_surface_no_document_caption", "media-client", "MED-017",
+       "Received documents are surfaced without their caption (only images and videos keep one)."),
+    _f("push_eddsa_unsupported", "push", "CHN-020",
+       "The push verifier's algorithm table lacks EdDSA although the declaration lists it: "
+       "RS256 and ES256 push tokens verify, EdDSA ones get 401."),
     # -- groups ------------------------------------------------------------------------------
     _f("group_fanout_pairwise", "groups", "GRP-002",
        "Group messages are sent as one pairwise message per participant (same id) instead of one `skmsg`."),

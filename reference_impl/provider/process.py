@@ -23,6 +23,7 @@ from .app import ProviderApp
 from .config import ProviderConfig
 from .harness import build_harness
 from .tls import TlsFiles, ensure_certificates, server_context
+from .tokens import PUSH_TOKEN_ALGS
 
 __all__ = ["ReferenceProvider"]
 
@@ -77,6 +78,9 @@ def _url(scheme: str, host: str, port: int) -> str:
 
 class ReferenceProvider:
     """The reference provider in-process: ``await start()``, use the URLs, ``await stop()``."""
+
+    #: What its declaration would list in ``push_token_algs`` (CHN-020): it accepts all three.
+    push_token_algs: tuple[str, ...] = PUSH_TOKEN_ALGS
 
     def __init__(self) -> None:
         self.app: ProviderApp | None = None

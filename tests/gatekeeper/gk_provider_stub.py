@@ -119,7 +119,8 @@ class ProviderStub:
         elif path == "/push" and method == "POST":
             verified = await self._verify_push(headers.get("authorization", ""))
             self.pushes.append({"headers": headers, "body": json.loads(body or b"null"),
-                                "verified": verified, "http_version": scope["http_version"]})
+                                "verified": verified, "http_version": scope["http_version"],
+                                "token": headers.get("authorization", "")[7:]})
             self._push_event.set()
             status = self.push_status if isinstance(verified, dict) else 401
         elif path.startswith("/media/"):
