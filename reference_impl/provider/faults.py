@@ -213,9 +213,10 @@ _ALL = [
     _f("delivery_receipt_to_blocked", "consent", "CON-013",
        "Delivery receipts go out when a message is decrypted, before the blocklist is consulted: "
        "a blocked sender's messages are hidden but still get delivery receipts."),
-    _f("media_get_requires_bearer", "media-server", "MED-018",
+    _f("media_get_requires_bearer", "media-server", "MED-018 MED-003",
        "The media GET/HEAD route sits behind the same bearer check as the upload route: a fetch "
-       "without an `Authorization` header (as G's media proxy sends it) gets 401."),
+       "without an `Authorization` header (as G's media proxy sends it) gets 401, so G cannot "
+       "fetch what the client sends either."),
     _f("media_surface_no_document_caption", "media-client", "MED-017",
        "Received documents are surfaced without their caption (only images and videos keep one)."),
     _f("push_eddsa_unsupported", "push", "CHN-020",
