@@ -168,13 +168,20 @@ def unverified_header(token: str, max_len: int) -> dict[str, Any]:
     return header
 
 
+#: JWK members that carry private or symmetric key material (RFC 7518 §6).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
 def verify_signature(token: str, jwk: dict[str, Any], alg: str) -> dict[str, Any]:
     """Check the signature only; claims are :func:`check_user_token_claims`' job."""
     if jwk.get("alg") != alg:
         raise TokenError(f"token alg {alg!r} differs from its key's alg {jwk.get('alg')!r}",
                          "ID-005")
+    # Only the public members: private ones a provider leaks are ID-004's finding, and an RSA
+    # JWK with a lone ``d`` would not even load.
+    public = {k: v for k, v in jwk.items() if k not in _PRIVATE_MEMBERS}
     try:
-        key = jwt.PyJWK(jwk, alg).key
+        key = jwt.PyJWK(public, alg).key
         return jwt.decode(token, key, algorithms=[alg], options={
             "verify_signature": True, "verify_exp": False, "verify_nbf": False,
             "verify_iat": False, "verify_aud": False, "verify_iss": False, "require": []})
