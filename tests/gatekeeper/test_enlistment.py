@@ -118,6 +118,17 @@ async def test_protocol_version(make_client, version, reason):
     assert body.get("reason") == reason and body["status"] == ("ok" if reason is None else "fail")
 
 
+async def test_rs256_user_tokens_are_accepted(gk, make_client, provider):
+    """The framework's sample JWK Set is RS256 (S2 §1.3.1): G verifies RS256 user tokens at
+    enlistment and in the handshake, as it does EdDSA and ES256 ones."""
+    c = await make_client(enlist=False, connect=False)
+    c.token = provider.token(c.sub, gk.config_for_provider()["audience"], alg="RS256")
+    assert jwt.get_unverified_header(c.token)["alg"] == "RS256"
+    assert (await c.enlist())["status"] == "ok"
+    assert await c.connect() is None
+    assert [(t.source, t.accepted) for t in gk.tokens_seen] == [("enlistment", True), ("handshake", True)]
+
+
 def _other_key_token(provider, aud):
     other = ed25519.Ed25519PrivateKey.generate()
     return provider.token("alice@provider.test", aud, key=other)
