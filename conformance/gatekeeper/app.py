@@ -93,7 +93,7 @@ def make_app(gk: GatekeeperState, *, enlist: Enlist,
                 return
             body = await _read_body(receive, gk.settings.max_enlist_body)
             if body is None:
-                gk.log.append("enlist_failed", None, reason="too_large", requirement="ENL-001",
+                gk.log.append("enlist_failed", None, reason="too_large", requirement="ENL-009",
                               detail=f"body above {gk.settings.max_enlist_body} bytes", peer=peer)
                 await _json(send, 413, {"status": "fail", "reason": "malformed"})
                 return

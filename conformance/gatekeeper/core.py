@@ -42,6 +42,7 @@ from .script import Script
 from .server import AsgiServer
 from .settings import Settings
 from .state import Connection, GatekeeperState, TokenSeen
+from .tokens import DEFAULT_ALG
 from .users import SimUser
 
 __all__ = ["Gatekeeper", "PushResult", "TokenSeen"]
@@ -58,7 +59,7 @@ class PushResult:
 
 class Gatekeeper(GatekeeperState):
     def __init__(self, settings: Settings | None = None, *, noise_private: bytes | None = None,
-                 key_alg: str = "EdDSA") -> None:
+                 key_alg: str = DEFAULT_ALG) -> None:
         super().__init__(settings, noise_private=noise_private, key_alg=key_alg)
         self.script = Script(self)
         self.verifier = TokenVerifier(self, self._client)
@@ -203,7 +204,7 @@ class Gatekeeper(GatekeeperState):
         provider = self.providers[acct.provider_id]
         if token is None:
             token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                         subject=acct.sub, now=self.clock(),
+                                         now=self.clock(),
                                          lifetime_s=self.settings.push_token_lifetime_s,
                                          **claim_overrides)
         payload = json.dumps({"to": acct.sub} if body is None else body).encode()
@@ -240,10 +241,12 @@ class Gatekeeper(GatekeeperState):
     async def fetch_provider_media(self, direct_path_or_ref: str,
                                    expected_enc_sha256: bytes | None = None, *,
                                    provider_id: str | None = None, method: str = "GET",
-                                   http2: bool = False, with_token: bool = True,
+                                   http2: bool = False, with_token: bool = False,
                                    headers: dict[str, str] | None = None,
                                    login: str | None = None) -> MediaFetch:
-        """``{method} {media_base}/{storage_reference}`` with G's bearer JWT (MED-009)."""
+        """``{method} {media_base}/{storage_reference}`` as G's media proxy does it: without
+        credentials, as the public flow shows (S2 §5.1.1, MED-018); ``with_token`` adds a G
+        bearer JWT, which the provider must ignore."""
         if provider_id is None:
             provider_id = self.accounts[login].provider_id if login in self.accounts else next(iter(self.providers))
         provider = self.providers[provider_id]
@@ -254,7 +257,7 @@ class Gatekeeper(GatekeeperState):
             h = dict(headers or {})
             if with_token:
                 token = self.keys.push_token(issuer=self.settings.issuer, audience=provider.audience,
-                                             subject="media", now=self.clock(), lifetime_s=300)
+                                             now=self.clock(), lifetime_s=300)
                 h["authorization"] = f"Bearer {token}"
             result = await fetch(self._client(provider, http2), f"{provider.media_base}/{ref}",
                                  method=method, headers=h, timeout=self.settings.http_timeout_s,

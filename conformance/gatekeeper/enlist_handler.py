@@ -57,7 +57,7 @@ async def _answer(state: GatekeeperState, verifier: TokenVerifier, body: bytes, 
         injected = state.faults.take_enlistment_fault() if forced is None else forced
         form = parse_form(body, content_type)
         try:
-            provider, sub = await verifier.verify(form.token, "ENL-005")
+            provider, sub = await verifier.verify(form.token, "ENL-010")
         except EnlistmentRejected as exc:
             state.tokens_seen.append(TokenSeen("enlistment", form.token, None, False, exc.reason))
             raise

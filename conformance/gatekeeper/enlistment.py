@@ -28,8 +28,10 @@ __all__ = [
 #: ENL-002: decoded sizes of the binary fields.
 FIELD_SIZES = {"authkey": 32, "e_keytype": 1, "e_regid": 4, "e_ident": 32, "e_skey_id": 3,
                "e_skey_val": 32, "e_skey_sig": 64}
-#: ENL-001: exactly these fields, each once.
-FIELDS = frozenset(FIELD_SIZES) | {"token", "version"}
+#: ENL-009: the framework's eight fields, each exactly once (S2 §1.2)...
+FIELDS = frozenset(FIELD_SIZES) | {"token"}
+#: ... and, optionally, the ``version`` field profile 1.0.0 required (ENL-009, ENL-010).
+OPTIONAL_FIELDS = frozenset({"version"})
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _VERSION = re.compile(r"(\d{1,4})\.(\d{1,4})\.(\d{1,4})")
 SUPPORTED_MAJOR = 1
@@ -54,6 +56,7 @@ class EnlistmentForm:
     signed_pre_key: PublicKey
     signed_pre_key_signature: bytes
     token: str
+    #: "" when the form carries no ``version`` (legal from profile 1.1.0 on).
     version: str
 
 
@@ -80,21 +83,21 @@ def check_version(version: str, requirement: str) -> None:
 
 
 def parse_form(body: bytes, content_type: str) -> EnlistmentForm:
-    # ENL-001: form-encoded POST with exactly the nine fields, each once.
+    # ENL-009: form-encoded POST with exactly the eight fields, each once, and optionally version.
     if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise EnlistmentRejected("malformed", "ENL-001",
+        raise EnlistmentRejected("malformed", "ENL-009",
                                  f"Content-Type {content_type[:80]!r} is not form-urlencoded")
     try:
         pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
-                          max_num_fields=len(FIELDS) + 1)
+                          max_num_fields=len(FIELDS | OPTIONAL_FIELDS) + 1)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise EnlistmentRejected("malformed", "ENL-001", f"form does not parse: {exc}") from None
+        raise EnlistmentRejected("malformed", "ENL-009", f"form does not parse: {exc}") from None
     names = [k for k, _ in pairs]
-    extra = sorted(set(names) - FIELDS)
+    extra = sorted(set(names) - FIELDS - OPTIONAL_FIELDS)
     missing = sorted(FIELDS - set(names))
     repeated = sorted({n for n in names if names.count(n) > 1})
     if extra or missing or repeated:
-        raise EnlistmentRejected("malformed", "ENL-001",
+        raise EnlistmentRejected("malformed", "ENL-009",
                                  f"fields: missing {missing}, unexpected {extra[:5]}, "
                                  f"repeated {repeated}")
     form = dict(pairs)
@@ -132,7 +135,8 @@ def parse_form(body: bytes, content_type: str) -> EnlistmentForm:
     except InvalidSignatureError:
         raise EnlistmentRejected("bad_signature", "ENL-004",
                                  "e_skey_sig is not an XEdDSA signature by e_ident over 0x05||e_skey_val") from None
-    # ENL-005: the version this client implements.
-    check_version(form["version"], "ENL-005")
+    # ENL-010: when sent, the version this client implements.
+    if "version" in form:
+        check_version(form["version"], "ENL-010")
     return EnlistmentForm(raw["authkey"], regid, ident, skey_id, spk, raw["e_skey_sig"],
-                          form["token"], form["version"])
+                          form["token"], form.get("version", ""))

@@ -103,9 +103,9 @@ async def _message(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Sta
                                  "GRP-002", user=m.group_id)
         gk.fan_out(group, st)
         return _ack(gk)
-    gk.check_route(s.login, m.recipient)
-    gk.route(m.recipient, st)
-    return _ack(gk)
+    if gk.check_route(s.login, m.recipient):
+        gk.route(m.recipient, st)
+    return _ack(gk)  # also when withheld: a block is not disclosed (CON-013)
 
 
 async def _receipt(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Stanza | None:
@@ -114,13 +114,14 @@ async def _receipt(gk: GatekeeperState, s: ChatSession, st: pb.Stanza) -> pb.Sta
     broken = receipt_problem(r)
     if broken is not None:
         raise StanzaRejected(M, broken.detail, broken.requirement)
-    gk.check_route(s.login, r.recipient, content=False)
+    deliver = gk.check_route(s.login, r.recipient, content=False)
     r.sender = s.login  # set by G on delivery (stanzas.proto)
     gk.log.append("receipt", s.login, conn=s.conn, direction="from_provider",
                   receipt=pb.ReceiptType.Name(r.type), message_ids=list(r.message_ids)[:50],
                   recipient=r.recipient, group_id=r.group_id, retry_count=r.retry_count,
                   registration_id=r.registration_id)
-    gk.route(r.recipient, st)
+    if deliver:
+        gk.route(r.recipient, st)
     return _ack(gk)
 
 

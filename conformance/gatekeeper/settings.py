@@ -48,7 +48,8 @@ class Settings:
     #: §8: G un-enlists a client after 30 days without a connection.
     inactive_unenlist_s: float = 30 * DAY
     audience: str = ""        # defaults to the gatekeeper's URL
-    issuer: str = "gatekeeper.interop.test"
+    #: The framework's sample push token names ``iss`` "WHATSAPP" (S2 §3.2.2).
+    issuer: str = "WHATSAPP"
     # -- mailbox and push ---------------------------------------------------------------------
     #: CHN-012 / §5.2: G keeps an offline client's messages for 30 days.
     mailbox_retention_s: float = 30 * DAY

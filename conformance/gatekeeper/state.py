@@ -35,7 +35,7 @@ from .observe import EnlistmentOverride, Recording
 from .providers import Provider
 from .settings import Settings
 from .stanzas import fresh_id
-from .tokens import GatekeeperKeys
+from .tokens import DEFAULT_ALG, GatekeeperKeys
 
 __all__ = ["Connection", "GatekeeperState", "Group", "TokenSeen", "UserEndpoint"]
 
@@ -89,7 +89,7 @@ class UserEndpoint(Protocol):
 
 class GatekeeperState:
     def __init__(self, settings: Settings | None = None, *, noise_private: bytes | None = None,
-                 key_alg: str = "EdDSA") -> None:
+                 key_alg: str = DEFAULT_ALG) -> None:
         self.settings = settings or Settings()
         self.log = EventLog(self.settings.max_events)
         #: All simulator time (see :mod:`.clock`): ``settings.clock`` plus what was advanced.
@@ -310,20 +310,27 @@ class GatekeeperState:
         return login in self.sessions
 
     # -- routing (§5, §8) -----------------------------------------------------------------------------
-    def check_route(self, sender: str, recipient: str, content: bool = True) -> None:
-        """Refuse what G would refuse: unknown user, blocks, missing consent (CON-002, CON-012)."""
+    def check_route(self, sender: str, recipient: str, content: bool = True) -> bool:
+        """Refuse what G would refuse: unknown user, missing consent (CON-002), a message to a
+        user the sender blocked (CON-007). Returns False when G accepts the stanza but
+        withholds it: the recipient blocked the sender. A block is never disclosed (CON-013):
+        the blocked sender gets the same ack as for a delivered stanza and never an error."""
         acct = self.accounts.get(sender)
         user = self.users.get(recipient)
         if user is None and recipient not in self.accounts:
             raise StanzaRejected(pb.ERROR_CODE_UNKNOWN_USER, "no such user", user=recipient)
         if acct is not None and recipient in acct.blocklist and content:
-            raise StanzaRejected(pb.ERROR_CODE_BLOCKED, "sender blocked the recipient", "CON-007", user=recipient)
+            raise StanzaRejected(pb.ERROR_CODE_MALFORMED, "message to a user the sender blocked",
+                                 "CON-007", user=recipient)
         if user is not None:
             if sender in user.blocked:
-                raise StanzaRejected(pb.ERROR_CODE_BLOCKED, "recipient blocked the sender", "CON-012", user=recipient)
+                self.log.append("withheld", sender, recipient=recipient,
+                                reason="the recipient blocked the sender (not disclosed)")
+                return False
             if content and acct is not None and not user.consent_for(acct.provider_id):
                 raise StanzaRejected(pb.ERROR_CODE_NOT_OPTED_IN, "recipient has not opted in to this provider",
                                      "CON-002", user=recipient)
+        return True
 
     def route(self, recipient: str, stanza: pb.Stanza) -> None:
         user = self.users.get(recipient)

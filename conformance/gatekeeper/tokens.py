@@ -1,5 +1,5 @@
 """JWTs both ways: G's own signing keys (JWKS, push tokens) and verification of provider
-user tokens against the provider's JWK Set (ID-005 to ID-007, ENL-005, CHN-004).
+user tokens against the provider's JWK Set (ID-005 to ID-007, ENL-010, CHN-004).
 
 Signatures are checked with PyJWT; the claims are checked here against the injected clock,
 so expiry is testable without waiting and every rejection names its requirement.
@@ -20,6 +20,7 @@ from .settings import Clock
 
 __all__ = [
     "ALLOWED_ALGS",
+    "DEFAULT_ALG",
     "GatekeeperKeys",
     "SigningKey",
     "TokenError",
@@ -41,17 +42,27 @@ class TokenError(Exception):
         self.requirement = requirement
 
 
+#: The algorithm G signs with unless told otherwise: the framework's only sample push token is
+#: RS256 (S2 §3.2.2, header ``{"alg":"RS256","kid":…,"typ":"JWT"}``); CHN-020.
+DEFAULT_ALG = "RS256"
+#: ID-003's RSA floor; G's own RSA keys use it.
+RSA_BITS = 2048
+
+
 @dataclass
 class SigningKey:
-    """One of G's keys: EdDSA (Ed25519) by default, ES256 on request."""
+    """One of G's keys: RS256 (RSA 2048) by default, ES256 or EdDSA on request (the declared
+    alternatives of CHN-020)."""
 
-    alg: str = "EdDSA"
+    alg: str = DEFAULT_ALG
     kid: str = field(default_factory=lambda: "g-" + secrets.token_urlsafe(6))
     _key: Any = None
 
     def __post_init__(self) -> None:
         if self._key is None:
-            if self.alg == "EdDSA":
+            if self.alg == "RS256":
+                self._key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+            elif self.alg == "EdDSA":
                 self._key = ed25519.Ed25519PrivateKey.generate()
             elif self.alg == "ES256":
                 self._key = ec.generate_private_key(ec.SECP256R1())
@@ -90,7 +101,7 @@ class GatekeeperKeys:
     ``publish`` adds a key without signing with it, and ``retire`` withdraws one: a check can
     sign its own tokens with a fresh published key while G's other tokens stay unchanged."""
 
-    def __init__(self, alg: str = "EdDSA") -> None:
+    def __init__(self, alg: str = DEFAULT_ALG) -> None:
         self.keys = [SigningKey(alg)]
         self._current = self.keys[0]
 
@@ -99,13 +110,13 @@ class GatekeeperKeys:
         """The key G signs its push and media tokens with."""
         return self._current
 
-    def rotate(self, alg: str = "EdDSA", *, retire_old: bool = False) -> SigningKey:
+    def rotate(self, alg: str = DEFAULT_ALG, *, retire_old: bool = False) -> SigningKey:
         key = SigningKey(alg)
         self.keys = [key] if retire_old else self.keys + [key]
         self._current = key
         return key
 
-    def publish(self, alg: str = "EdDSA") -> SigningKey:
+    def publish(self, alg: str = DEFAULT_ALG) -> SigningKey:
         """A new key in the JWK Set; G keeps signing with :attr:`current`."""
         key = SigningKey(alg)
         self.keys = self.keys + [key]
@@ -126,12 +137,13 @@ class GatekeeperKeys:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in self.keys]}
 
-    def push_token(self, *, issuer: str, audience: str, subject: str, now: float,
-                   lifetime_s: int, **overrides: Any) -> str:
-        """The bearer token of a push (§5.2): iss = G's issuer, aud = the provider's audience."""
+    def push_token(self, *, issuer: str, audience: str, now: float, lifetime_s: int,
+                   subject: str | None = None, **overrides: Any) -> str:
+        """The bearer token of a push (§5.2) or media fetch, shaped like the framework's sample
+        (S2 §3.2.2): header ``alg``/``kid``/``typ``, claims ``iss`` (G's issuer), ``aud`` (the
+        provider's audience), ``iat``, ``exp``; ``sub`` only when a caller asks for one."""
         claims: dict[str, Any] = {"iss": issuer, "aud": audience, "sub": subject,
-                                  "iat": int(now), "exp": int(now) + lifetime_s,
-                                  "jti": secrets.token_urlsafe(8)}
+                                  "iat": int(now), "exp": int(now) + lifetime_s}
         claims.update(overrides)
         return self.current.sign({k: v for k, v in claims.items() if v is not None})
 
@@ -139,7 +151,7 @@ class GatekeeperKeys:
 def unverified_header(token: str, max_len: int) -> dict[str, Any]:
     """The protected header, after the size and shape checks (ID-006, ID-005)."""
     if not isinstance(token, str) or not token:
-        raise TokenError("token is missing", "ENL-005")
+        raise TokenError("token is missing", "ENL-010")
     if len(token.encode()) > max_len:
         raise TokenError(f"token is {len(token.encode())} bytes, above {max_len}", "ID-006")
     if token.count(".") != 2:
@@ -156,13 +168,20 @@ def unverified_header(token: str, max_len: int) -> dict[str, Any]:
     return header
 
 
+#: JWK members that carry private or symmetric key material (RFC 7518 §6).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
 def verify_signature(token: str, jwk: dict[str, Any], alg: str) -> dict[str, Any]:
     """Check the signature only; claims are :func:`check_user_token_claims`' job."""
     if jwk.get("alg") != alg:
         raise TokenError(f"token alg {alg!r} differs from its key's alg {jwk.get('alg')!r}",
                          "ID-005")
+    # Only the public members: private ones a provider leaks are ID-004's finding, and an RSA
+    # JWK with a lone ``d`` would not even load.
+    public = {k: v for k, v in jwk.items() if k not in _PRIVATE_MEMBERS}
     try:
-        key = jwt.PyJWK(jwk, alg).key
+        key = jwt.PyJWK(public, alg).key
         return jwt.decode(token, key, algorithms=[alg], options={
             "verify_signature": True, "verify_exp": False, "verify_nbf": False,
             "verify_iat": False, "verify_aud": False, "verify_iss": False, "require": []})

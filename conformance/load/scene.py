@@ -190,7 +190,7 @@ class Scene:
             now = time.time()
             if cached is None or now > cached[1] - 0.2 * life:
                 tok = self.gk.keys.push_token(issuer=self.gk.settings.issuer, audience=self.audience,
-                                              subject=sub, now=self.gk.settings.clock(),
+                                              now=self.gk.settings.clock(),
                                               lifetime_s=life)
                 cached = (tok, now + life)
                 self._tokens[sub] = cached

@@ -59,6 +59,20 @@ class Kit:
     worker: str = ""
     #: Folders holding this run's secrets (embedded provider's identities, sessions, keys).
     state_dirs: list[Path] = field(default_factory=list)
+    #: CHN-020: a key G publishes from the start for each declared alternative algorithm.
+    push_alt_keys: dict[str, Any] = field(default_factory=dict)
+
+    def declared_push_algs(self) -> frozenset[str]:
+        """CHN-020: RS256 always, plus the alternatives the declaration lists in
+        ``push_token_algs`` (the embedded reference provider declares all three)."""
+        declared = self.declaration.data.get("push_token_algs")
+        if declared is None and self.embedded is not None:
+            declared = self.embedded.push_token_algs
+        return frozenset({"RS256", *(declared or ())})
+
+    def push_key(self, alg: str) -> Any:
+        """G's published signing key for ``alg``: the current one (RS256) or an alternative."""
+        return self.gk.keys.current if alg == self.gk.keys.current.alg else self.push_alt_keys[alg]
 
     # -- time-bounded access to the simulator's loop ------------------------------------------
     def timeout(self, area: str) -> float:
@@ -202,6 +216,9 @@ def start_kit(*, profile: Profile, declaration: Declaration, target: str | None,
         kit = Kit(loop, gk, profile, declaration, target.rstrip("/"), harness or "", http, media_base,
                   issuer, embedded, worker=worker,
                   state_dirs=[data_dir] if embedded is not None else [])
+        # Published before the provider first fetches G's JWK Set; G keeps signing RS256.
+        for alg in sorted(kit.declared_push_algs() - {gk.keys.current.alg}):
+            kit.push_alt_keys[alg] = kit.call(gk.keys.publish, alg, area="channel")
         if harness:
             kit.harness(None).reset(gk.config_for_provider())
         return kit

@@ -1,4 +1,4 @@
-"""Chat channel and push (spec §5): CHN-001..CHN-019.
+"""Chat channel and push (spec §5): CHN-001..CHN-020.
 
 Client requirements (CHN-001..CHN-014) are judged on what the gatekeeper simulator saw on the
 wire: the provider's client is driven through the harness (connect, disconnect, send) and the
@@ -869,7 +869,8 @@ def test_push_without_a_valid_signature_is_refused(kit: Kit, evidence, harness: 
     good = _g_token(kit, sub)
     head, _, sig = good.split(".")
     forged_payload = _b64(json.dumps(_claims(kit, sub, jti="forged")).encode())
-    public = base64.urlsafe_b64decode(current.public_jwk()["x"] + "==")
+    jwk = current.public_jwk()
+    public = base64.urlsafe_b64decode((jwk.get("x") or jwk["n"]) + "==")  # OKP/EC x, RSA modulus
     cases: list[tuple[str, str | None]] = [
         ("no Authorization header", None),
         ("Basic scheme", "Basic " + base64.b64encode(b"gatekeeper:secret").decode()),
@@ -971,3 +972,25 @@ def test_push_wakes_the_offline_client(kit: Kit, evidence, harness: HarnessClien
     evidence.record("wake", push_to_ack_s=round(took, 3))
     if took > WAKE_LIMIT_S:
         fail("connected and acknowledged within 30 s of the push", f"after {took:.1f} s")
+
+
+@requirement("CHN-020")
+def test_push_tokens_in_rs256_and_the_declared_algorithms_are_accepted(kit: Kit, evidence,
+                                                                       new_user):
+    """G signs RS256 (the framework's sample); ES256 and EdDSA are accepted only when declared,
+    each with the key G has published for it since the start of the run."""
+    user = new_user()
+    sub = user.user_visible_id
+    declared = kit.declared_push_algs()
+    evidence.record("push_algorithms", required=sorted(declared))
+    wrong = []
+    for alg in sorted(declared):
+        key = kit.push_key(alg)
+        token = _g_token(kit, sub, key=key)
+        res = _push(kit, evidence, authorization=f"Bearer {token}", body=_to(sub),
+                    what=f"push signed {alg} (header {pyjwt.get_unverified_header(token)})")
+        if res.status != 200:
+            wrong.append(_describe(res, f"{alg} with G's published key {key.kid}"))
+    if wrong:
+        fail(f"200 for valid pushes signed {', '.join(sorted(declared))} (RS256 always, the others "
+             "as declared in push_token_algs)", "; ".join(wrong))

@@ -22,6 +22,7 @@ that requirement rather than failing its own.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -930,10 +931,13 @@ def test_unsupported_content_is_acknowledged_and_receipted(
     empty = kit.call(g.send_content, user.login, cpb.Message())
     # A content member from the future: field 200 (length-delimited), unknown to every client.
     future, _ = _send_raw(kit, g, user.login, plaintext=pad(b"\xc2\x0c\x03abc"))
-    for mid in (empty, future):
+    # A sticker: unsupported in third-party chats (S7, S9), so no client has to show it (MED-017).
+    sticker, _ = kit.call(g.send_media, user.login, os.urandom(512), "sticker",
+                          mimetype="image/webp", width=512, height=512)
+    for mid in (empty, future, sticker):
         if not _acked(kit, user.login, mid, since):
             fail(f"message {mid} without a supported content member acknowledged", "no ack")
-    for mid in (empty, future):
+    for mid in (empty, future, sticker):
         sent_at = kit.events(since=since, kind="stanza_sent", login=user.login, id=mid)
         t0 = sent_at[0]["t"] if sent_at else 0.0
         e = _receipt_sent(kit, user.login, since, DELIVERY, mid, RECEIPT_WITHIN_S)

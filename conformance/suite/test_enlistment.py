@@ -1,4 +1,4 @@
-"""Enlistment (spec §4.2, ENL-001..ENL-008), the user JWTs the client presents to G
+"""Enlistment (spec §4.2, ENL-002..ENL-010), the user JWTs the client presents to G
 (ID-005..ID-008) and the client's validation of G's TLS certificates (TRN-006).
 
 Approach:
@@ -13,7 +13,7 @@ Approach:
   G accepted it, of the handshake that follows: the tokens the provider server issued for use.
   ID-007's "exp in the future when handed over" is judged against the user's creation time
   (a token for a fresh user cannot have been handed over earlier); a token that expired after
-  that but before it was sent is the client's fault (ENL-005).
+  that but before it was sent is the client's fault (ENL-010).
 * ENL-007 makes G give a failed answer (``status: fail`` with a known or unknown reason, ``ok``
   without a usable login, a body that is not a JSON object, HTTP 500). G keeps no enlistment,
   and the check asks the client, through the harness, to enlist (must be reported as failed,
@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from conformance.gatekeeper import HTTP_500, EnlistmentOverride, EnlistmentRecord, Recording
-from conformance.gatekeeper.enlistment import FIELD_SIZES, FIELDS, b64url_decode
+from conformance.gatekeeper.enlistment import FIELD_SIZES, FIELDS, OPTIONAL_FIELDS, b64url_decode
 from conformance.gatekeeper.tokens import TokenError, verify_signature
 from conformance.harness_client import HarnessClient, HarnessError
 from conformance.plugin import option
@@ -479,7 +479,7 @@ def test_presented_tokens_live_at_most_24_hours(kit: Kit, harness, evidence):
 
 
 # ---------------------------------------------------------------------------------------------
-# ENL-001 .. ENL-005: the enlistment request
+# ENL-009, ENL-002 .. ENL-004, ENL-010: the enlistment request
 # ---------------------------------------------------------------------------------------------
 def _enlistment_forms(kit: Kit, harness: HarnessClient, evidence: Any) -> Attempt:
     att = enlist_fresh_user(kit, harness)
@@ -489,7 +489,7 @@ def _enlistment_forms(kit: Kit, harness: HarnessClient, evidence: Any) -> Attemp
 
 def _decoded_fields(req: EnlistRequest) -> dict[str, bytes]:
     """The binary fields decoded (ENL-002 rules); NOT_TESTED when they cannot be (that is
-    ENL-001's or ENL-002's failure, not the calling check's)."""
+    ENL-009's or ENL-002's failure, not the calling check's)."""
     out = {}
     for name, size in FIELD_SIZES.items():
         value = req.field(name)
@@ -503,7 +503,7 @@ def _decoded_fields(req: EnlistRequest) -> dict[str, bytes]:
                 if len(out[name]) != size:
                     why = f"{name} decodes to {len(out[name])} bytes, not {size}"
         if why:
-            not_tested(f"the binary fields cannot be read ({why}; see ENL-001/ENL-002)")
+            not_tested(f"the binary fields cannot be read ({why}; see ENL-009/ENL-002)")
     return out
 
 
@@ -511,8 +511,8 @@ def _decoded_fields(req: EnlistRequest) -> dict[str, bytes]:
 PROTOCOL_VERSION = "1.0.0"
 
 
-@requirement("ENL-001")
-def test_enlistment_is_a_form_post_with_exactly_the_nine_fields(kit: Kit, harness, evidence):
+@requirement("ENL-009")
+def test_enlistment_is_a_form_post_with_exactly_the_eight_fields(kit: Kit, harness, evidence):
     att = _enlistment_forms(kit, harness, evidence)
     requests = att.requests
     if not requests:
@@ -531,12 +531,13 @@ def test_enlistment_is_a_form_post_with_exactly_the_nine_fields(kit: Kit, harnes
             continue
         names = [k for k, _ in pairs]
         missing = sorted(FIELDS - set(names))
-        extra = sorted(set(names) - FIELDS)
+        extra = sorted(set(names) - FIELDS - OPTIONAL_FIELDS)  # version: allowed, not required
         repeated = sorted({n for n in names if names.count(n) > 1})
         if missing or extra or repeated:
             problems.append(f"fields missing {missing}, unexpected {extra[:8]}, repeated {repeated}")
     if problems:
-        fail(f"Content-Type {FORM_TYPE} and each of {sorted(FIELDS)} exactly once, nothing else",
+        fail(f"Content-Type {FORM_TYPE} and each of {sorted(FIELDS)} exactly once, nothing else "
+             f"but an optional single {sorted(OPTIONAL_FIELDS)}",
              "; ".join(problems))
 
 
@@ -548,7 +549,7 @@ def test_enlistment_binary_fields_are_unpadded_base64url_of_exact_sizes(kit: Kit
         for name, size in FIELD_SIZES.items():
             value = r.field(name)
             if value is None:
-                continue  # a missing field is ENL-001's
+                continue  # a missing field is ENL-009's
             try:
                 raw = b64url_decode(value)
             except ValueError as exc:
@@ -608,17 +609,17 @@ def test_enlistment_signed_pre_key_signature_verifies(kit: Kit, harness, evidenc
         fail("an XEdDSA signature by e_ident over the 33 bytes 0x05 || e_skey_val", "; ".join(problems))
 
 
-@requirement("ENL-005")
-def test_enlistment_token_and_version(kit: Kit, harness, evidence):
+@requirement("ENL-010")
+def test_enlistment_token_and_version_when_sent(kit: Kit, harness, evidence):
     a = _enlistment_forms(kit, harness, evidence)
     b = _enlistment_forms(kit, harness, evidence)
-    version = PROTOCOL_VERSION  # ENL-005's text names it; spec §3: 1.1.0 kept the wire version
+    version = PROTOCOL_VERSION  # ENL-010's text names it; spec §3: 1.1.0 kept the wire version
     problems = []
     subs = {}
     for att in (a, b):
-        for r in _require_requests(att, "ENL-005"):
+        for r in _require_requests(att, "ENL-010"):
             v = r.field("version")
-            if v != version:
+            if v is not None and v != version:  # absent is legal since 1.1.0
                 problems.append(f"version {v!r}, this profile is {version!r}")
             tok = r.token
             if not tok:
@@ -641,7 +642,7 @@ def test_enlistment_token_and_version(kit: Kit, harness, evidence):
             problems.append(f"two users enlisted with tokens for sub {sa!r} and {sb!r} "
                             f"(user-visible ids {a.visible!r}, {b.visible!r}): not each user's own token")
     if problems:
-        fail(f"the user's own unexpired JWT, unchanged, and version {version!r}", "; ".join(problems))
+        fail(f"the user's own unexpired JWT, unchanged, and version {version!r} when sent", "; ".join(problems))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -813,7 +814,7 @@ def test_failed_enlistment_is_reported_and_not_used(kit: Kit, harness, evidence,
     _record_forms(evidence, mine)
     if not mine:
         not_tested("no enlistment request of this user reached G, so no failed answer was given "
-                   "(see ENL-001)")
+                   "(see ENL-009)")
     authkeys = set()
     for r in mine:
         try:

@@ -51,7 +51,7 @@ MAX_FRAME = 65535
 _TAG = 16
 #: The largest ClientHello we accept: a 4 KiB token plus the other fields.
 MAX_HELLO = 8192
-#: The interop protocol version this implementation speaks (spec CHN-004, ENL-005).
+#: The interop protocol version this implementation speaks (spec CHN-004, ENL-010).
 PROTOCOL_VERSION = "1.0.0"
 
 

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 #: The interop profile version this provider implements (health, harness ``/info``).
-PROFILE_VERSION = "1.0.0"
+PROFILE_VERSION = "1.1.0"
 HARNESS_VERSION = "1.0.0"
 #: MED-013: the declared maximum must be at least 16 MiB.
 DEFAULT_MAX_BLOB_SIZE = 16 * 1024 * 1024

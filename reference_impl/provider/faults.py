@@ -77,7 +77,7 @@ _ALL = [
     _f("media_upload_without_auth", "media-server", "MED-008",
        "Uploads are stored without checking the user JWT."),
     # media hosting, issue 13 (every MUST proved by a fault)
-    _f("media_sniffed_gzip", "media-server", "MED-009",
+    _f("media_sniffed_gzip", "media-server", "MED-018",
        "A blob that starts with the gzip magic bytes is served with `Content-Encoding: gzip`."),
     # -- transport ---------------------------------------------------------------------------
     _f("http2_off", "transport", "TRN-004",
@@ -102,15 +102,16 @@ _ALL = [
        "replacement: a key older than that is deleted the moment it is rotated out."),
     _f("enlist_fail_as_success", "enlistment", "ENL-007",
        "An HTTP 200 enlistment answer is taken as success even when `status` is `fail`."),
-    _f("enlist_extra_field", "enlistment", "ENL-001",
+    _f("enlist_extra_field", "enlistment", "ENL-009",
        "The enlistment form carries an extra `device_name` field."),
     # enlistment, issue 13 (every MUST proved by a fault)
     _f("enlist_padded_base64", "enlistment", "ENL-002",
        "The binary enlistment fields are base64url *with* `=` padding."),
     _f("authkey_is_identity_key", "enlistment", "ENL-003",
        "The Noise authkey is the user's Signal identity key pair (one key for two jobs)."),
-    _f("enlist_version_major_minor", "enlistment", "ENL-005",
-       "The enlistment form sends `version` as `1.0` (major.minor) instead of `1.0.0`."),
+    _f("enlist_version_major_minor", "enlistment", "ENL-010",
+       "The enlistment form still carries the optional `version` field of profile 1.0.0, as `1.0` "
+       "(major.minor) instead of `1.0.0`."),
     _f("login_local_part", "enlistment", "ENL-006",
        "G's `login` is stored without its `@domain` part and used that way."),
     _f("regid_regenerated_on_rotation", "enlistment", "ENL-008",
@@ -224,8 +225,8 @@ _ALL = [
        "A message refused with `not_opted_in` is resent automatically."),
     _f("ignore_consent_revocation", "consent", "CON-004",
        "`consent_revoked` is acknowledged but queued and new messages are still sent."),
-    _f("ignore_blocklist", "consent", "CON-007",
-       "Messages from blocked users are surfaced."),
+    _f("ignore_blocklist", "consent", "CON-007 CON-013",
+       "Messages from blocked users are surfaced (and get delivery receipts)."),
     _f("no_deletion_on_opt_out", "consent", "CON-008",
        "Opting out only disconnects; no deletion request is sent."),
     # consent, issue 13 (every MUST proved by a fault)
@@ -237,6 +238,19 @@ _ALL = [
        "A stanza refused with `rate_limited` is resent at once."),
     _f("no_reenlistment", "consent", "CON-011",
        "After `un_enlisted` the client reconnects with its old login instead of enlisting again."),
+    # -- profile 1.1.0 contradictions (issue 12) ----------------------------------------------
+    _f("delivery_receipt_to_blocked", "consent", "CON-013",
+       "Delivery receipts go out when a message is decrypted, before the blocklist is consulted: "
+       "a blocked sender's messages are hidden but still get delivery receipts."),
+    _f("media_get_requires_bearer", "media-server", "MED-018 MED-003",
+       "The media GET/HEAD route sits behind the same bearer check as the upload route: a fetch "
+       "without an `Authorization` header (as G's media proxy sends it) gets 401, so G cannot "
+       "fetch what the client sends either."),
+    _f("media_surface_no_document_caption", "media-client", "MED-017",
+       "Received documents are surfaced without their caption (only images and videos keep one)."),
+    _f("push_eddsa_unsupported", "push", "CHN-020",
+       "The push verifier's algorithm table lacks EdDSA although the declaration lists it: "
+       "RS256 and ES256 push tokens verify, EdDSA ones get 401."),
     # -- groups ------------------------------------------------------------------------------
     _f("group_fanout_pairwise", "groups", "GRP-002",
        "Group messages are sent as one pairwise message per participant (same id) instead of one `skmsg`."),

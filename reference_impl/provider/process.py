@@ -24,6 +24,7 @@ from .config import ProviderConfig
 from .harness import build_harness
 from .polyglot import serve_polyglot
 from .tls import TlsFiles, ensure_certificates, server_context
+from .tokens import PUSH_TOKEN_ALGS
 
 __all__ = ["ReferenceProvider"]
 
@@ -78,6 +79,9 @@ def _url(scheme: str, host: str, port: int) -> str:
 
 class ReferenceProvider:
     """The reference provider in-process: ``await start()``, use the URLs, ``await stop()``."""
+
+    #: What its declaration would list in ``push_token_algs`` (CHN-020): it accepts all three.
+    push_token_algs: tuple[str, ...] = PUSH_TOKEN_ALGS
 
     def __init__(self) -> None:
         self.app: ProviderApp | None = None

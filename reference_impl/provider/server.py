@@ -255,6 +255,9 @@ class ProviderServer:
         # Read the (empty) request body first: a streamed answer listens for the disconnect on
         # the same channel, so RequestGuard must not be left to drain it concurrently.
         await read_limited(request, self.config.max_json_body)
+        if self.faults.on("media_get_requires_bearer") and not (
+                request.headers.get("authorization") or "").lower().startswith("bearer "):
+            raise ProblemError(401, "unauthorized", "missing bearer token")  # MED-018 violated
         rec = self._record(request.path_params["ref"])
         path = self.storage.blob_path(rec.ref)
         try:

@@ -1,9 +1,10 @@
 """The provider's JWT identity: signing keys (persisted, rotated), its JWK Set, user tokens,
 and verification of the gatekeeper's push tokens against G's JWK Set.
 
-Keys are ES256 (P-256). They are generated on first start and kept in ``keys.json`` in the
-data directory; :meth:`KeyStore.rotate` makes a new key current and keeps publishing the
-previous one until every token it signed has expired (ID-005).
+New keys are RS256 (RSA 2048, the framework's sample JWK Set, S2 §1.3.1); ES256 (P-256) keys
+persisted by earlier versions load and stay published. Keys are generated on first start and
+kept in ``keys.json`` in the data directory; :meth:`KeyStore.rotate` makes a new key current and
+keeps publishing the previous one until every token it signed has expired (ID-005).
 """
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .faults import Faults
 
-__all__ = ["SigningKey", "KeyStore", "TokenIssuer", "PushVerifier", "PushAuthError", "b64u"]
+__all__ = ["SigningKey", "KeyStore", "TokenIssuer", "PushVerifier", "PushAuthError", "b64u",
+           "PUSH_TOKEN_ALGS"]
 
-ALG = "ES256"
+#: G's push-token algorithms this provider accepts, as its declaration would list them (CHN-020).
+PUSH_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")
 
 
 def b64u(data: bytes) -> str:
@@ -41,23 +44,34 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _uint(n: int) -> str:
+    return b64u(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     kid: str
-    private: ec.EllipticCurvePrivateKey
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     created: int
     #: When it stopped being current (0 while current).
     retired: int = 0
 
+    @property
+    def alg(self) -> str:
+        return "RS256" if isinstance(self.private, rsa.RSAPrivateKey) else "ES256"
+
     @classmethod
     def generate(cls, now: int) -> "SigningKey":
-        key = ec.generate_private_key(ec.SECP256R1())
-        return cls(_thumbprint(key.public_key()), key, now)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return cls(_thumbprint(_public_members(key)), key, now)
 
     def public_jwk(self) -> dict[str, str]:
-        nums = self.private.public_key().public_numbers()
-        return {"kty": "EC", "crv": "P-256", "x": b64u(nums.x.to_bytes(32, "big")),
-                "y": b64u(nums.y.to_bytes(32, "big")), "kid": self.kid, "use": "sig", "alg": ALG}
+        return {**_public_members(self.private), "kid": self.kid, "use": "sig", "alg": self.alg}
+
+    def private_scalar(self) -> str:
+        """The secret exponent or scalar, base64url (for the jwks_private_params fault only)."""
+        nums = self.private.private_numbers()
+        return _uint(nums.d if isinstance(nums, rsa.RSAPrivateNumbers) else nums.private_value)
 
     def to_dict(self) -> dict:
         pem = self.private.private_bytes(serialization.Encoding.PEM,
@@ -69,15 +83,23 @@ class SigningKey:
     @classmethod
     def from_dict(cls, d: dict) -> "SigningKey":
         key = serialization.load_pem_private_key(d["pem"].encode("ascii"), None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        assert isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
         return cls(d["kid"], key, int(d["created"]), int(d.get("retired", 0)))
 
 
-def _thumbprint(pub: ec.EllipticCurvePublicKey) -> str:
+def _public_members(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> dict[str, str]:
+    """The RFC 7638 required members of the public JWK."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        n = key.public_key().public_numbers()
+        return {"e": _uint(n.e), "kty": "RSA", "n": _uint(n.n)}
+    n = key.public_key().public_numbers()
+    return {"crv": "P-256", "kty": "EC", "x": b64u(n.x.to_bytes(32, "big")),
+            "y": b64u(n.y.to_bytes(32, "big"))}
+
+
+def _thumbprint(members: dict[str, str]) -> str:
     """RFC 7638 JWK thumbprint: unique per key, stable across restarts."""
-    n = pub.public_numbers()
-    canon = json.dumps({"crv": "P-256", "kty": "EC", "x": b64u(n.x.to_bytes(32, "big")),
-                        "y": b64u(n.y.to_bytes(32, "big"))}, separators=(",", ":"), sort_keys=True)
+    canon = json.dumps(members, separators=(",", ":"), sort_keys=True)
     return b64u(hashlib.sha256(canon.encode()).digest())[:22]
 
 
@@ -134,7 +156,7 @@ class KeyStore:
         for k in self.keys:
             jwk = k.public_jwk()
             if self.faults.on("jwks_private_params"):
-                jwk["d"] = b64u(k.private.private_numbers().private_value.to_bytes(32, "big"))
+                jwk["d"] = k.private_scalar()
             if self.faults.on("jwks_no_use"):
                 del jwk["use"]
             keys.append(jwk)
@@ -170,7 +192,7 @@ class TokenIssuer:
         }
         if self.faults.on("token_oversized"):  # a profile blob embedded in every token
             claims["profile"] = {"avatar": "A" * 5000}
-        return jwt.encode(claims, key.private, algorithm=ALG, headers={"kid": key.kid, "typ": "JWT"})
+        return jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": "JWT"})
 
     def verify(self, token: str) -> dict:
         """Verify one of our own user tokens (media upload/delete). Raises ``jwt.PyJWTError``."""
@@ -179,9 +201,9 @@ class TokenIssuer:
         key = next((k for k in self.keys.keys if k.kid == kid), None)
         if key is None and self.keys._staged is not None and self.keys._staged.kid == kid:
             key = self.keys._staged
-        if key is None or header.get("alg") != ALG:
+        if key is None or header.get("alg") != key.alg:
             raise jwt.InvalidTokenError("unknown kid or wrong alg")
-        return jwt.decode(token, key.private.public_key(), algorithms=[ALG], issuer=self.issuer,
+        return jwt.decode(token, key.private.public_key(), algorithms=[key.alg], issuer=self.issuer,
                           options={"verify_aud": False, "require": ["exp", "iat", "sub", "iss"]},
                           leeway=60)
 
@@ -246,7 +268,7 @@ class PushVerifier:
         if skip_sig:
             claims = jwt.decode(token, options={"verify_signature": False})
         else:
-            if alg not in _ALLOWED_ALGS:
+            if alg not in _ALLOWED_ALGS or (alg == "EdDSA" and self.faults.on("push_eddsa_unsupported")):
                 raise PushAuthError(f"algorithm {alg!r} not accepted")
             if not isinstance(kid, str):
                 raise PushAuthError("token has no kid")

@@ -55,8 +55,7 @@ class ProviderClient:
             "e_skey_val": b64url_encode(self.spk.key_pair.public.u),
             "e_skey_sig": b64url_encode(self.spk.signature),
             "token": self.token,
-            "version": "1.0.0",
-        }
+        }  # the framework's eight fields (ENL-009); tests add version=... as a 1.0.0 client did
         for k, v in overrides.items():
             if v is None:
                 f.pop(k, None)

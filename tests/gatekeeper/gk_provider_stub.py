@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from conformance.gatekeeper.server import AsgiServer
 
@@ -23,6 +23,9 @@ class ProviderStub:
         self.issuer = issuer
         self.kid = "p-" + secrets.token_hex(4)
         self._key = ed25519.Ed25519PrivateKey.generate()
+        #: An RS256 key too (the framework's sample JWK Set is RSA), for RS256 user tokens.
+        self.rsa_kid = "p-rsa-" + secrets.token_hex(4)
+        self._rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.pushes: list[dict[str, Any]] = []
         self.push_status = 200
         self.media: dict[str, bytes] = {}
@@ -54,17 +57,20 @@ class ProviderStub:
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.get_algorithm_by_name("EdDSA").to_jwk(self._key.public_key()))
         jwk.update(kid=self.kid, use="sig", alg="EdDSA")
-        return {"keys": [jwk]}
+        rsa_jwk = json.loads(jwt.get_algorithm_by_name("RS256").to_jwk(self._rsa.public_key()))
+        rsa_jwk.update(kid=self.rsa_kid, use="sig", alg="RS256")
+        return {"keys": [jwk, rsa_jwk]}
 
     def token(self, sub: str, aud: str, *, lifetime: int = 3600, headers: dict[str, Any] | None = None,
-              key: Any = None, **claims: Any) -> str:
+              key: Any = None, alg: str = "EdDSA", **claims: Any) -> str:
         now = int(time.time())
         body: dict[str, Any] = {"iss": self.issuer, "sub": sub, "aud": aud, "iat": now, "exp": now + lifetime}
         body.update(claims)
         body = {k: v for k, v in body.items() if v is not None}
-        h = {"kid": self.kid}
+        rs256 = alg == "RS256"
+        h = {"kid": self.rsa_kid if rs256 else self.kid}
         h.update(headers or {})
-        return jwt.encode(body, key or self._key, algorithm="EdDSA", headers=h)
+        return jwt.encode(body, key or (self._rsa if rs256 else self._key), algorithm=alg, headers=h)
 
     def upload(self, blob: bytes) -> str:
         ref = secrets.token_urlsafe(24)
@@ -119,7 +125,8 @@ class ProviderStub:
         elif path == "/push" and method == "POST":
             verified = await self._verify_push(headers.get("authorization", ""))
             self.pushes.append({"headers": headers, "body": json.loads(body or b"null"),
-                                "verified": verified, "http_version": scope["http_version"]})
+                                "verified": verified, "http_version": scope["http_version"],
+                                "token": headers.get("authorization", "")[7:]})
             self._push_event.set()
             status = self.push_status if isinstance(verified, dict) else 401
         elif path.startswith("/media/"):

@@ -44,11 +44,21 @@ async def test_consent_revocation(gk, make_client):
     assert (await c.send_text(bob.id, "two")).error.code == pb.ERROR_CODE_NOT_OPTED_IN
 
 
-async def test_blocked_by_g_user(gk, make_client):
+async def test_blocked_by_g_user_is_not_disclosed(gk, make_client):
+    """CON-013: G acks a message to a user who blocked the sender, as if delivered, and
+    withholds it; no error names the block."""
     c = await make_client()
     bob = await gk.create_user("bob")
     gk.script.block(bob, c.login)
-    assert (await c.send_text(bob.id, "hi")).error.code == pb.ERROR_CODE_BLOCKED
+    first = await c.send_text(bob.id, "hi")
+    assert first.WhichOneof("body") == "ack"
+    assert gk.log.events(kind="withheld", login=c.login)
+    gk.script.unblock(bob, c.login)
+    again = await c.send_text(bob.id, "hi again")
+    assert again.WhichOneof("body") == "ack"
+    ev = await gk.log.wait_for(kind="user_message", user=bob.id, timeout=5)
+    assert len(bob.inbox) == 1 and bob.inbox[0].message_id == ev["detail"]["id"]  # first withheld
+    assert bob.inbox[0].content.conversation == "hi again"
 
 
 async def test_blocklist_get_and_set(gk, make_client):
@@ -58,7 +68,7 @@ async def test_blocklist_get_and_set(gk, make_client):
     ack = await c.request(pb.Stanza(blocklist_set=pb.BlocklistSet(add=[bob.id])))
     assert ack.WhichOneof("body") == "ack"
     assert list((await c.request(pb.Stanza(blocklist_get=pb.BlocklistGet()))).blocklist.users) == [bob.id]
-    assert (await c.send_text(bob.id, "hi")).error.code == pb.ERROR_CODE_BLOCKED
+    assert (await c.send_text(bob.id, "hi")).error.code == pb.ERROR_CODE_MALFORMED  # CON-007
     await c.request(pb.Stanza(blocklist_set=pb.BlocklistSet(remove=[bob.id])))
     assert (await c.send_text(bob.id, "hi")).WhichOneof("body") == "ack"
 

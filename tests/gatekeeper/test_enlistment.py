@@ -29,12 +29,26 @@ async def test_ok_answer_and_login_format(gk, make_client):
 
 
 @pytest.mark.parametrize("field", ["authkey", "e_keytype", "e_regid", "e_ident", "e_skey_id",
-                                   "e_skey_val", "e_skey_sig", "token", "version"])
+                                   "e_skey_val", "e_skey_sig", "token"])
 async def test_missing_field(gk, make_client, field):
     c = await make_client(enlist=False)
     assert await _fail(c, **{field: None}) == "malformed"
     ev = await gk.log.wait_for(kind="enlist_failed", timeout=1)
-    assert ev["detail"]["requirement"] == "ENL-001"
+    assert ev["detail"]["requirement"] == "ENL-009"
+
+
+async def test_eight_fields_and_the_1_0_0_version_field_are_both_accepted(gk, make_client):
+    """ENL-009: the framework's eight fields suffice; a 1.0.0 client's ninth field, version,
+    is still accepted (and checked, ENL-010), but only once."""
+    c = await make_client(enlist=False)
+    assert "version" not in c.form()
+    assert (await c.enlist())["status"] == "ok"
+    assert (await c.enlist(version="1.0.0"))["status"] == "ok"
+    ev = await gk.log.wait_for(kind="enlisted", login=c.login, version="1.0.0", timeout=1)
+    assert ev["detail"]["re_enlistment"] is True
+    from urllib.parse import urlencode
+    body = urlencode(list(c.form(version="1.0.0").items()) + [("version", "1.0.0")]).encode()
+    assert (await c.enlist(content=body))["reason"] == "malformed"
 
 
 async def test_extra_and_repeated_fields(make_client):
@@ -102,6 +116,17 @@ async def test_protocol_version(make_client, version, reason):
     c = await make_client(enlist=False)
     body = await c.enlist(version=version)
     assert body.get("reason") == reason and body["status"] == ("ok" if reason is None else "fail")
+
+
+async def test_rs256_user_tokens_are_accepted(gk, make_client, provider):
+    """The framework's sample JWK Set is RS256 (S2 §1.3.1): G verifies RS256 user tokens at
+    enlistment and in the handshake, as it does EdDSA and ES256 ones."""
+    c = await make_client(enlist=False, connect=False)
+    c.token = provider.token(c.sub, gk.config_for_provider()["audience"], alg="RS256")
+    assert jwt.get_unverified_header(c.token)["alg"] == "RS256"
+    assert (await c.enlist())["status"] == "ok"
+    assert await c.connect() is None
+    assert [(t.source, t.accepted) for t in gk.tokens_seen] == [("enlistment", True), ("handshake", True)]
 
 
 def _other_key_token(provider, aud):

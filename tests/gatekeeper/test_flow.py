@@ -1,6 +1,7 @@
 """End to end over loopback: enlist, connect, pre-keys, messages both ways, offline and push."""
 from __future__ import annotations
 
+import jwt
 import pytest
 
 from reference_impl.wire import stanzas_pb2 as pb
@@ -37,7 +38,11 @@ async def test_vertical_slice(gk, make_client, provider):
     ids = [bob.send_text(alice.login, f"offline {i}") for i in range(3)]
     push = await provider.wait_push(1)
     assert push["body"] == {"to": "alice@provider.test"}
-    assert isinstance(push["verified"], dict) and push["verified"]["sub"] == "alice@provider.test"
+    # Shaped like the framework's sample push token (S2 §3.2.2): RS256, iss, aud, iat, exp (1 h).
+    assert isinstance(push["verified"], dict) and push["verified"]["iss"] == "WHATSAPP"
+    assert push["verified"]["exp"] - push["verified"]["iat"] == 3600
+    assert set(push["verified"]) == {"iss", "aud", "iat", "exp"}
+    assert jwt.get_unverified_header(push["token"]) == {"alg": "RS256", "kid": gk.keys.current.kid, "typ": "JWT"}
     ev = await gk.log.wait_for(kind="push_sent", login=alice.login, timeout=5)
     assert ev["detail"]["status"] == 200 and ev["detail"]["body_length"] == 0
     assert gk.mailbox.count(alice.login) == 3

@@ -30,7 +30,7 @@ async def test_cli_prints_config_and_stops_on_sigterm():
         assert info["gatekeeper"]["chat_url"] == "wss://gk.example:8443/chat"
         async with httpx.AsyncClient() as h:
             r = await h.get(info["url"] + "/.well-known/oauth/openid/jwks", timeout=5)
-        assert r.status_code == 200 and r.json()["keys"][0]["alg"] == "EdDSA"
+        assert r.status_code == 200 and r.json()["keys"][0]["alg"] == "RS256"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
     finally:

@@ -195,7 +195,7 @@ class Client:
     def connected(self) -> bool:
         return self.ws is not None and self.noise is not None
 
-    # -- enlistment (ENL-001..ENL-008) ------------------------------------------------------------
+    # -- enlistment (ENL-002..ENL-010) ------------------------------------------------------------
     async def enlist(self) -> tuple[bool, str]:
         now = time.monotonic()
         self.enlist_times = [t for t in self.enlist_times if now - t < 60]
@@ -212,7 +212,7 @@ class Client:
                 "e_regid": b64u(store.registration_id.to_bytes(4, "big")),
                 "e_ident": b64u(store.identity.public.u), "e_skey_id": b64u(spk.key_id.to_bytes(3, "big")),
                 "e_skey_val": b64u(spk.key_pair.public.u), "e_skey_sig": b64u(spk.signature),
-                "token": self.provider.server.issue_token(self.user_visible_id), "version": VERSION}
+                "token": self.provider.server.issue_token(self.user_visible_id)}  # the 8 fields (ENL-009)
         reason = ""
         try:
             async with httpx.AsyncClient(verify=self.tls(), timeout=ANSWER_TIMEOUT) as c:
@@ -480,7 +480,7 @@ class Client:
             return
         self.seen.add(digest)
         if m.sender in self.blocked:
-            return  # CON-007
+            return  # CON-007, and CON-013: no delivery receipt discloses the block
         await self._answer(f"r{next(_ids)}-{secrets.token_hex(4)}", receipt=pb.Receipt(
             type=pb.RECEIPT_TYPE_DELIVERY, message_ids=[st.id], recipient=m.sender, timestamp_ms=now_ms()))
         await self._surface(st.id, m.sender, m.timestamp_ms or now_ms(), content)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import asyncio
+import base64
 import json
 import time
 
@@ -37,7 +38,9 @@ async def test_jwks_shape_over_both_http_versions(provider: ReferenceProvider, h
     keys = r.json()["keys"]
     assert keys and len({k["kid"] for k in keys}) == len(keys)
     for k in keys:
-        assert k["use"] == "sig" and k["alg"] == "ES256" and k["kty"] == "EC" and k["crv"] == "P-256"
+        # RS256, the framework's sample (S2 §1.3.1), at ID-003's 2048-bit floor
+        assert k["use"] == "sig" and k["alg"] == "RS256" and k["kty"] == "RSA" and k["e"] == "AQAB"
+        assert len(base64.urlsafe_b64decode(k["n"] + "==")) * 8 >= 2048
         assert not {"d", "p", "q", "dp", "dq", "qi", "oth", "k"} & set(k)
         jwt.PyJWK(k)  # a valid public key
 
@@ -47,8 +50,9 @@ async def test_user_token_verifies_against_jwks(provider: ReferenceProvider, htt
     token = provider.app.tokens.issue("alice@example.test")
     assert len(token) <= 4096
     header = jwt.get_unverified_header(token)
+    assert header["alg"] == "RS256" and header["typ"] == "JWT"
     keys = {k["kid"]: k for k in (await https.get(JWKS)).json()["keys"]}
-    claims = jwt.decode(token, jwt.PyJWK(keys[header["kid"]]).key, algorithms=["ES256"],
+    claims = jwt.decode(token, jwt.PyJWK(keys[header["kid"]]).key, algorithms=["RS256"],
                         audience="https://gk.test", issuer=provider.target_url)
     assert claims["sub"] == "alice@example.test"
     assert claims["iat"] < claims["exp"] <= claims["iat"] + 24 * 3600
@@ -294,7 +298,7 @@ async def test_interrupted_upload_leaves_nothing(provider) -> None:
 
 async def test_health(https) -> None:
     r = await https.get("/health")
-    assert r.status_code == 200 and r.json() == {"status": "ok", "profile_version": "1.0.0"}
+    assert r.status_code == 200 and r.json() == {"status": "ok", "profile_version": "1.1.0"}
 
 
 @pytest.mark.parametrize("method,path,kw,statuses", [

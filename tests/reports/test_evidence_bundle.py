@@ -104,10 +104,10 @@ def test_wrong_public_key_is_tampered(bundle: Path, tmp_path: Path):
 
 def test_failed_and_incomplete_runs_have_their_exit_codes(tmp_path: Path):
     failed = tmp_path / "failed"
-    write_all(make_results({"ENL-001": Verdict.FAIL}), failed)
+    write_all(make_results({"ENL-009": Verdict.FAIL}), failed)
     with pytest.raises(V.VerifyError) as ei:
         V.verify(failed / "evidence.zip")
-    assert ei.value.code == V.EXIT_FAILED and "ENL-001" in str(ei.value)
+    assert ei.value.code == V.EXIT_FAILED and "ENL-009" in str(ei.value)
     incomplete = tmp_path / "incomplete"
     write_all(make_results({"CHN-002": Verdict.NOT_TESTED}), incomplete)
     with pytest.raises(V.VerifyError) as ei:
@@ -137,14 +137,14 @@ def test_planted_secrets_appear_in_no_written_file(bundle: Path):
 def test_compare_names_changes_by_requirement(tmp_path: Path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_all(make_results({"ENL-002": Verdict.FAIL}), a)
-    write_all(make_results({"ENL-001": Verdict.FAIL}), b)
+    write_all(make_results({"ENL-009": Verdict.FAIL}), b)
     diff = compare(json.loads((a / "report.json").read_text()), json.loads((b / "report.json").read_text()))
-    assert diff["newly_failing"] == ["ENL-001"]
+    assert diff["newly_failing"] == ["ENL-009"]
     assert diff["newly_passing"] == ["ENL-002"]
-    assert {c["id"] for c in diff["changed"]} == {"ENL-001", "ENL-002"}
+    assert {c["id"] for c in diff["changed"]} == {"ENL-009", "ENL-002"}
     out = subprocess.run([sys.executable, "-m", "conformance.cli", "compare", str(a / "evidence.zip"),
                           str(b / "report.json"), "--json"], capture_output=True, text=True)
-    assert out.returncode == 1 and json.loads(out.stdout)["newly_failing"] == ["ENL-001"]
+    assert out.returncode == 1 and json.loads(out.stdout)["newly_failing"] == ["ENL-009"]
 
 
 def _forge(bundle: Path, tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def _forge(bundle: Path, tmp_path: Path) -> None:
 
 def test_forged_bundle_is_tampered_with_a_pin_and_unverified_without(tmp_path: Path):
     real = tmp_path / "real"
-    write_all(make_results({"ENL-001": Verdict.FAIL}), real)
+    write_all(make_results({"ENL-009": Verdict.FAIL}), real)
     good_pub = (real / "evidence.pub.pem").read_bytes()
     pin = json.loads((real / "report.json").read_text())["signer_fingerprint"]
     (tmp_path / "ci.pub.pem").write_bytes(good_pub)

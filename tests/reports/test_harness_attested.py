@@ -17,8 +17,8 @@ def test_basis_per_check_and_requirement_and_the_harness_only_list(tmp_path: Pat
     res = make_results()
     by_req = {c.requirements[0]: c for c in res.checks}
     by_req["CHN-012"].basis = "harness-attested"  # its only check: harness-only
-    by_req["CON-012"].basis = "harness-attested"
-    res.checks.append(CheckResult("suite/test_consent.py::test_con_012_wire", ("CON-012",),
+    by_req["CON-013"].basis = "harness-attested"
+    res.checks.append(CheckResult("suite/test_consent.py::test_con_013_wire", ("CON-013",),
                                   Verdict.PASS, 0.01, exchanges=1))  # a wire check too: mixed
     write_all(res, tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())
@@ -26,8 +26,8 @@ def test_basis_per_check_and_requirement_and_the_harness_only_list(tmp_path: Pat
     reqs = {r["id"]: r for r in report["requirements"]}
     assert reqs["CHN-012"]["evidence_basis"] == "harness-attested"
     assert [c["basis"] for c in reqs["CHN-012"]["checks"]] == ["harness-attested"]
-    assert reqs["CON-012"]["evidence_basis"] == "mixed"
-    assert reqs["ENL-001"]["evidence_basis"] == "wire"
+    assert reqs["CON-013"]["evidence_basis"] == "mixed"
+    assert reqs["ENL-009"]["evidence_basis"] == "wire"
     assert report["summary"]["harness_attested"] == ["CHN-012"]
     page = (tmp_path / "report.html").read_text()
     assert "<p id='harness-attested'>1 requirement(s)" in page and "href='#CHN-012'" in page

@@ -42,7 +42,7 @@ def _run(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
 
 def test_html_report_renders_without_console_errors_and_shows_the_counts(tmp_path: Path):
     out = tmp_path / "run"
-    write_all(make_results({"ENL-001": Verdict.FAIL, "CHN-008": Verdict.ERROR,
+    write_all(make_results({"ENL-009": Verdict.FAIL, "CHN-008": Verdict.ERROR,
                             "E2E-008": Verdict.WARN, "CHN-002": Verdict.NOT_TESTED}), out)
     report = json.loads((out / "report.json").read_text())
     url = (out / "report.html").as_uri()
@@ -61,7 +61,7 @@ def test_html_report_renders_without_console_errors_and_shows_the_counts(tmp_pat
     tiles = re.findall(r'<li class="ms" data-milestone="(M\d)" data-verdict="([A-Z_]+)"', dom.stdout)
     assert [m for m, _ in tiles] == ["M1", "M2", "M3", "M4", "M5", "M6"]
     assert dict(tiles) == {m["id"]: m["verdict"] for m in report["milestones"]}
-    assert dict(tiles)["M1"] == "FAIL" and dict(tiles)["M2"] == "ERROR"  # ENL-001, CHN-008
+    assert dict(tiles)["M1"] == "FAIL" and dict(tiles)["M2"] == "ERROR"  # ENL-009, CHN-008
     for m in report["milestones"]:
         assert html.escape(m["test"], quote=False) in dom.stdout
     assert 'data-provenance="framework"' in dom.stdout

@@ -25,7 +25,7 @@ import yaml
 from reference_impl.provider.tls import ensure_certificates, server_context
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_REQUIREMENTS = ["ID-001", "ID-002", "ID-003", "ID-004", "TRN-004", "MED-009", "MED-012"]
+SERVER_REQUIREMENTS = ["ID-001", "ID-002", "ID-003", "ID-004", "TRN-004", "MED-018", "MED-012"]
 
 
 async def _hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -1,6 +1,7 @@
 """Consent, blocking, opt-out and account deletion (spec §8): who may be sent content
 (CON-001/002/004), the reachability ping (CON-003), consent notifications, the blocklist
-(CON-006/007), opt-out with its deletion request (CON-008), and account deletion (CON-014)."""
+(CON-006/007; CON-013: a block is not disclosed), opt-out with its deletion request (CON-008),
+and account deletion (CON-014)."""
 from __future__ import annotations
 
 import asyncio
@@ -81,6 +82,11 @@ class ConsentMixin(ClientBase):
 
     def is_blocked(self, peer: str) -> bool:
         return peer in self.state["blocked"] and not self.faults.on("ignore_blocklist")
+
+    def hides_block_from(self, sender: str) -> bool:
+        """CON-013: no delivery receipt to a sender its user blocked: the receipt would tell the
+        blocked sender that its messages arrive, and its absence after unblocking would not."""
+        return self.is_blocked(sender) and not self.faults.on("delivery_receipt_to_blocked")
 
     def block(self, peer: str, blocked: bool) -> None:
         current = set(self.state["blocked"])

@@ -105,6 +105,8 @@ class ContentMixin(ClientBase):
                     meta[f] = getattr(media, f)
             if meta.get("ptt") and self.faults.on("voice_note_as_audio"):
                 del meta["ptt"]
+            if which == "document" and self.faults.on("media_surface_no_document_caption"):
+                meta.pop("caption", None)
             item["media"] = meta
             ctx = getattr(media, "context_info", None)
             if ctx is not None and ctx.quoted_message_id:

@@ -109,9 +109,8 @@ class EnlistmentMixin(ClientBase):
             "e_skey_val": b64u(spk_pub[1:]),
             "e_skey_sig": b64u(sig),
             "token": self.ctx.tokens.issue(self.user_visible_id, handle=self.handle),
-            "version": PROTOCOL_VERSION,
-        }
-        if self.faults.on("enlist_version_major_minor"):
+        }  # ENL-009: the framework's eight fields; the version travels in the handshake
+        if self.faults.on("enlist_version_major_minor"):  # a 1.0.0-era form, version cut short
             form["version"] = PROTOCOL_VERSION.rsplit(".", 1)[0]
         if self.faults.on("enlist_extra_field"):
             form["device_name"] = "reference-provider"

@@ -80,7 +80,7 @@ class GroupsMixin(ClientBase):
             self.save()
         if surfaced_media is not None:
             self.spawn(self.download_media(*surfaced_media))
-        if not self.faults.on("no_delivery_receipt"):
+        if not self.faults.on("no_delivery_receipt") and not self.hides_block_from(sender):
             self.spawn(self.send_receipt(sender, [mid], pb.RECEIPT_TYPE_DELIVERY, gid))
 
     def _group_peers(self, gid: str) -> list[str]:

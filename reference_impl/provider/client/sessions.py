@@ -123,7 +123,7 @@ class SessionsMixin(ClientBase):
             self.event("identity_changed", peer=sender)
         if surfaced_media is not None:
             self.spawn(self.download_media(*surfaced_media))
-        if not self.faults.on("no_delivery_receipt"):
+        if not self.faults.on("no_delivery_receipt") and not self.hides_block_from(sender):
             self.spawn(self.send_receipt(sender, [mid], pb.RECEIPT_TYPE_DELIVERY, group_id))
 
     def decryption_failed(self, sender: str, mid: str, exc: Exception, *, group_id: str = "",
