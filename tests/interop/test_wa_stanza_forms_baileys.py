@@ -209,3 +209,92 @@ def test_baileys_encoding_maps_back(baileys: Peer, stanza: pb.Stanza) -> None:
         stanza = gatekeeper_twin(stanza)
         node = stanza_map.to_node(stanza)
     assert _from_baileys(baileys, node) == stanza
+
+
+# ------------------------------------------------------------------ Baileys' own builders
+# The node shapes Baileys 6.17.16 builds for the same stanzas (read in lib/Socket/*.js and
+# lib/Utils/signal.js; written here from that reading), encoded by Baileys and read by our
+# from_node. Each pins what the profile makes of a disagreement listed in docs/wa-binding.md
+# ("Stanza forms: Baileys' builders"), so a change of reading shows up here.
+SRV = JID("", "s.whatsapp.net")
+U1, U2 = JID("491711234567", "s.whatsapp.net"), JID("491711234568", "s.whatsapp.net")
+KEY32 = bytes(range(32))
+
+
+def _k(tag: str, kid: int, pub: bytes, sig: bytes | None = None) -> Node:
+    kids = [Node("id", {}, kid.to_bytes(3, "big")), Node("value", {}, pub)]
+    return Node(tag, {}, kids + ([Node("signature", {}, sig)] if sig else []))
+
+
+BAILEYS_SHAPES: list[tuple[str, Node, pb.Stanza]] = [
+    # socket.js keep-alive: xmlns "w:p" and a <ping/> child; the profile's ping is the
+    # server-ping form "urn:xmpp:ping" (S13), so Baileys' keep-alive is an unknown stanza here.
+    ("keepalive-w:p", Node("iq", {"id": "K1", "to": SRV, "type": "get", "xmlns": "w:p"},
+                           [Node("ping")]), _s("K1")),
+    # messages-send.js sendReceipt: the first message id is the receipt's `id`, only the rest go
+    # in <list>; `t` in seconds. The profile keeps Stanza.id apart, so the first id is no message id.
+    ("read-receipt-aggregated", Node("receipt", {"id": "3EB0A1", "t": "1733300002", "to": U1,
+                                                 "type": "read"},
+                                     [Node("list", {}, [Node("item", {"id": "3EB0A2"}),
+                                                        Node("item", {"id": "3EB0A3"})])]),
+     _s("3EB0A1", receipt=pb.Receipt(type=pb.RECEIPT_TYPE_READ, message_ids=["3EB0A2", "3EB0A3"],
+                                     recipient=G1, timestamp_ms=1733300002))),
+    # messages-recv.js sendRetryRequest: <retry count id t v="1"/> + 4-byte <registration>; the
+    # profile reads count and registration and ignores id/t/v (its message id is in <list>).
+    ("retry-receipt", Node("receipt", {"id": "3EB0C1", "type": "retry", "to": U1},
+                           [Node("retry", {"count": "1", "id": "3EB0C1", "t": "1733300004",
+                                           "v": "1"}),
+                            Node("registration", {}, (12345).to_bytes(4, "big"))]),
+     _s("3EB0C1", receipt=pb.Receipt(type=pb.RECEIPT_TYPE_RETRY, recipient=G1,
+                                     registration_id=12345, retry_count=1))),
+    # messages-recv.js sendMessageAck: `to` and `class` (and type/participant), no `t`.
+    ("ack", Node("ack", {"id": "A1", "to": U1, "class": "message"}), _s("A1", ack=pb.Ack())),
+    # chats.js sendPresenceUpdate: <chatstate from to> without id.
+    ("chatstate", Node("chatstate", {"from": U2, "to": U1}, [Node("composing")]),
+     _s("", chatstate=pb.ChatState(recipient=G1, sender=G2, state=pb.CHAT_STATE_TYPE_COMPOSING))),
+    # messages-send.js assertSessions: several <user> in one <key>; the profile fetches one user.
+    ("key-fetch-several-users", Node("iq", {"id": "I2", "xmlns": "encrypt", "type": "get",
+                                            "to": SRV},
+                                     [Node("key", {}, [Node("user", {"jid": U1}),
+                                                       Node("user", {"jid": U2})])]),
+     _s("I2", key_fetch=pb.KeyFetchRequest(user=G1))),
+    # Utils/signal.js getNextPreKeysNode: <registration><type><identity> too, and 32-byte keys
+    # (the 0x05 byte stripped); the profile reads the keys as sent, so they arrive 32 bytes long.
+    ("pre-key-upload", Node("iq", {"xmlns": "encrypt", "type": "set", "to": SRV},
+                            [Node("registration", {}, (12345).to_bytes(4, "big")),
+                             Node("type", {}, b"\x05"), Node("identity", {}, KEY32),
+                             Node("list", {}, [_k("key", 10, KEY32)]),
+                             _k("skey", 3, KEY32, SIG)]),
+     _s("", pre_key_upload=pb.PreKeyUpload(
+         signed_pre_key=pb.SignedPreKey(id=3, public_key=KEY32, signature=SIG),
+         one_time_pre_keys=[pb.OneTimePreKey(id=10, public_key=KEY32)]))),
+    # chats.js updateBlockStatus / fetchBlocklist: the same forms (one item per set).
+    ("block", Node("iq", {"xmlns": "blocklist", "to": SRV, "type": "set"},
+                   [Node("item", {"action": "block", "jid": U1})]),
+     _s("", blocklist_set=pb.BlocklistSet(add=[G1]))),
+    ("blocklist-get", Node("iq", {"xmlns": "blocklist", "to": SRV, "type": "get"}),
+     _s("", blocklist_get=pb.BlocklistGet())),
+    # messages-recv.js handleEncryptNotification: the changed user is the notification's `from`
+    # and <identity> has no jid; the profile names the user in <identity jid>, so it reads none.
+    ("identity-notification", Node("notification", {"from": U1, "type": "encrypt", "id": "N1"},
+                                   [Node("identity", {}, KEY33)]),
+     _s("N1", notification=pb.Notification(identity_change=pb.IdentityChange(
+         identity_key=KEY33)))),
+    # messages-recv.js handleEncryptNotification: <count value> from s.whatsapp.net: agrees.
+    ("count-notification", Node("notification", {"from": SRV, "type": "encrypt", "id": "N3"},
+                                [Node("count", {"value": "5"})]),
+     _s("N3", notification=pb.Notification(low_pre_keys=pb.LowPreKeys(count=5)))),
+    # messages-recv.js w:gp2: `from` is the group, the action (<add>/<remove>) is the first child;
+    # the profile wraps them in <group jid>, so Baileys' form carries no membership here.
+    ("group-notification", Node("notification", {"from": JID(GROUP, "g.us"), "type": "w:gp2",
+                                                 "id": "N5", "participant": U1},
+                                [Node("add", {}, [Node("participant", {"jid": U2})])]),
+     _s("N5", notification=pb.Notification())),
+]
+
+
+@pytest.mark.parametrize("node,expected", [(n, e) for _, n, e in BAILEYS_SHAPES],
+                         ids=[i for i, _, _ in BAILEYS_SHAPES])
+def test_baileys_builder_shapes_as_the_profile_reads_them(baileys: Peer, node: Node,
+                                                          expected: pb.Stanza) -> None:
+    assert _from_baileys(baileys, node) == expected
