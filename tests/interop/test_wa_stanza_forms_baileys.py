@@ -298,3 +298,16 @@ BAILEYS_SHAPES: list[tuple[str, Node, pb.Stanza]] = [
 def test_baileys_builder_shapes_as_the_profile_reads_them(baileys: Peer, node: Node,
                                                           expected: pb.Stanza) -> None:
     assert _from_baileys(baileys, node) == expected
+
+
+def test_baileys_device_fanout_message_is_no_profile_message(baileys: Peer) -> None:
+    """messages-send.js relayMessage: a 1:1 message carries one ``<enc>`` per device inside
+    ``<participants><to jid="user:device@…">``; the profile has one recipient and ``<enc>`` as
+    the direct child, so Baileys' form is refused on the node requirement (CHN-033)."""
+    enc = Node("enc", {"v": "2", "type": "pkmsg"}, b"\x33" + SIG)
+    node = Node("message", {"id": "M1", "type": "text", "to": U1},
+                [Node("participants", {}, [Node("to", {"jid": JID("491711234567", "s.whatsapp.net", 1)},
+                                                [enc])])])
+    with pytest.raises(stanza_map.StanzaMapError) as err:
+        _from_baileys(baileys, node)
+    assert err.value.requirement == stanza_map.REQ_NODE
