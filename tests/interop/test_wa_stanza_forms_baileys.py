@@ -23,12 +23,16 @@ import pytest
 from google.protobuf.message import Message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers_client import Peer  # noqa: E402
-from test_wa_baileys import baileys, to_json  # noqa: E402,F401  (fixture re-used)
+import test_wa_baileys
+from peers_client import Peer
+from test_wa_baileys import to_json
 
-from reference_impl.wa import frame, stanza_map  # noqa: E402
-from reference_impl.wa.binary_xml import INTEROP_SERVER, JID, Node, decode, encode  # noqa: E402
-from reference_impl.wire import stanzas_pb2 as pb  # noqa: E402
+from reference_impl.wa import frame, stanza_map
+from reference_impl.wa.binary_xml import INTEROP_SERVER, JID, Node, decode, encode
+from reference_impl.wire import stanzas_pb2 as pb
+
+#: The Baileys binary-XML oracle fixture of test_wa_baileys.py (provisioning, skip/CI rules).
+baileys = test_wa_baileys.baileys
 
 P1, P2 = "7-491700000001@interop", "7-491700000002@interop"     # provider users (integrator 7)
 G1, G2 = "g:491711234567", "g:491711234568"                     # gatekeeper users
@@ -131,14 +135,17 @@ def gatekeeper_twin(st: Message) -> Message:
     return out
 
 
+def _sub(user: str) -> str:
+    return _PROVIDER_USER.sub(r"g:\1", user)
+
+
 def _rewrite(m: Message) -> None:
-    sub = lambda s: _PROVIDER_USER.sub(r"g:\1", s)  # noqa: E731
     for field, value in m.ListFields():
         if field.type == field.TYPE_STRING:
             if isinstance(value, str):
-                setattr(m, field.name, sub(value))
+                setattr(m, field.name, _sub(value))
             else:  # repeated (FieldDescriptor.label is gone from recent protobuf)
-                value[:] = [sub(v) for v in value]
+                value[:] = [_sub(v) for v in value]
         elif field.type == field.TYPE_MESSAGE:
             for v in ([value] if isinstance(value, Message) else value):
                 _rewrite(v)
