@@ -179,7 +179,7 @@ _ALL = [
     _f("unsupported_content_drops_session", "e2e", "E2E-011",
        "A content member from a newer profile version is acknowledged and receipted, then "
        "its session is deleted as if it were corrupt."),
-    _f("receipts_not_surfaced", "e2e", "E2E-016",
+    _f("receipts_not_surfaced", "e2e", "E2E-016 E2E-023",
        "Delivery and read receipts update nothing the user can see."),
     _f("no_retry_receipt", "e2e", "E2E-017",
        "A message that fails to decrypt is dropped without a retry receipt."),
