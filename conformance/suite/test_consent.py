@@ -817,9 +817,12 @@ def _presented(kit: Kit, login: str) -> list[str]:
                                  area=AREA)
 
 
-def _reenlisted(kit: Kit, u: ProviderUser, since: int, old_tokens: list[str], t_error: float) -> Event:
+def _reenlisted(kit: Kit, u: ProviderUser, since: int, old_tokens: list[str], t_before: float) -> Event:
     """The enlistment after ``un_enlisted``: before any new connection attempt, with a fresh JWT;
-    then the reconnection and the one-time pre-key upload."""
+    then the reconnection and the one-time pre-key upload. ``t_before``: wall time taken just
+    before the action that draws the error. A fresh JWT issued in the same second as the earlier
+    one is byte-identical to it (``iat`` in seconds, RS256 deterministic), so only a repeated JWT
+    issued before that second is a reused one."""
     def enlisted_or_attempt(e: Event) -> bool:
         return ((e["kind"] == "enlisted" and e["login"] == u.login)
                 or (e["kind"] == "connected" and e["login"] == u.login)
@@ -834,7 +837,7 @@ def _reenlisted(kit: Kit, u: ProviderUser, since: int, old_tokens: list[str], t_
     new = tokens[-1] if tokens else ""
     if new and new in old_tokens:
         iat = jwt.decode(new, options={"verify_signature": False}).get("iat", 0)
-        if isinstance(iat, (int, float)) and iat < int(t_error):
+        if isinstance(iat, (int, float)) and iat < int(t_before):
             fail("the new enlistment with a fresh user JWT",
                  f"the JWT of an earlier enlistment (iat {iat}) presented again")
     kit.expect("the client reconnects after the new enlistment", since=first["seq"],
@@ -851,7 +854,7 @@ def test_un_enlisted_on_a_stanza_leads_to_re_enlistment_before_reconnecting(kit:
     u, g = new_user(), g_user()
     old_tokens = _presented(kit, u.login)
     kit.call(kit.gk.script.fail_next, u.login, "un_enlisted", kind="message", area=AREA)
-    start = kit.mark()
+    start, t_before = kit.mark(), time.time()
     try:
         text = "pending " + kit.unique("p")
         try:
@@ -860,7 +863,7 @@ def test_un_enlisted_on_a_stanza_leads_to_re_enlistment_before_reconnecting(kit:
             fail("a message to an opted-in G user accepted", str(exc))
         err = kit.expect("G's scripted un_enlisted error", since=start, kind="error_sent",
                          login=u.login, code="un_enlisted", area=AREA)
-        enlisted = _reenlisted(kit, u, err["seq"] + 1, old_tokens, time.time())
+        enlisted = _reenlisted(kit, u, err["seq"] + 1, old_tokens, t_before)
         kit.expect("the pending message sent after the new enlistment",
                    lambda e: e["detail"].get("id") == mid or e["detail"].get("text") == text,
                    since=enlisted["seq"], kind="user_message", user=g.id, area=AREA)
@@ -874,7 +877,7 @@ def test_un_enlisted_at_connection_leads_to_re_enlistment_before_reconnecting(ki
     u = new_user(connect=False)
     old_tokens = _presented(kit, u.login)
     kit.call(kit.gk.script.fail_next_connect, u.login, "un_enlisted", area=AREA)
-    start = kit.mark()
+    start, t_before = kit.mark(), time.time()
     try:
         try:
             harness.connect(u.handle)
@@ -883,7 +886,7 @@ def test_un_enlisted_at_connection_leads_to_re_enlistment_before_reconnecting(ki
         refused = kit.expect("the scripted un_enlisted handshake refusal", since=start,
                              kind="handshake_failed", login=u.login, reason="un_enlisted",
                                  area=AREA)
-        _reenlisted(kit, u, refused["seq"] + 1, old_tokens, time.time())
+        _reenlisted(kit, u, refused["seq"] + 1, old_tokens, t_before)
     finally:
         _quiet_disconnect(harness, u)
 
@@ -905,7 +908,7 @@ def test_thirty_days_without_a_connection_lead_to_re_enlistment(kit: Kit, harnes
                    since=start, kind="disconnected", login=u.login, area=AREA)
     old_tokens = _presented(kit, u.login)
     kit.call(kit.gk.script.age_offline, u.login, INACTIVE_S, area=AREA)
-    start = kit.mark()
+    start, t_before = kit.mark(), time.time()
     try:
         try:
             harness.connect(u.handle)
@@ -914,7 +917,7 @@ def test_thirty_days_without_a_connection_lead_to_re_enlistment(kit: Kit, harnes
         refused = kit.expect("G refuses the login inactive for 31 days with un_enlisted",
                              since=start, kind="handshake_failed", login=u.login,
                              reason="un_enlisted", area=AREA)
-        _reenlisted(kit, u, refused["seq"] + 1, old_tokens, time.time())
+        _reenlisted(kit, u, refused["seq"] + 1, old_tokens, t_before)
     finally:
         _quiet_disconnect(harness, u)
 

@@ -19,7 +19,9 @@ class Fault:
     description: str
     requirements: tuple[str, ...]
     area: str
-    #: The chat binding the fault lives in ("" = any); the self-check runs it with ``--wire``.
+    #: The chat binding the fault lives in: "wa" or "open" (it cannot exist on the other one,
+    #: the description says why), "" = any. The self-check runs it with ``--wire`` (a
+    #: binding-neutral channel fault over both bindings, tests/selfcheck).
     wire: str = ""
 
 
@@ -118,7 +120,9 @@ _ALL = [
        "Rotating the signed pre-key also draws a new Signal registration id."),
     # -- chat channel ------------------------------------------------------------------------
     _f("no_gatekeeper_key_check", "channel", "CHN-003",
-       "The client accepts any gatekeeper Noise static key in handshake message 2."),
+       "The client accepts any gatekeeper Noise static key in handshake message 2 (wa: the "
+       "certificate chain's signatures are verified, but its leaf key is never compared with "
+       "that static key)."),
     _f("no_ack_for_receipts", "channel", "CHN-007",
        "Receipt stanzas from the gatekeeper are processed but never acknowledged."),
     _f("no_pong", "channel", "CHN-008",
@@ -131,7 +135,9 @@ _ALL = [
     _f("handshake_sdk_version", "channel", "CHN-004",
        "The handshake payload announces the SDK's version `1.0.3` instead of the protocol's `1.0.0`."),
     _f("fragment_large_stanzas", "channel", "CHN-005",
-       "Stanzas over 16 KiB are cut into several transport messages, like TLS records."),
+       "Stanzas over 16 KiB are cut into several transport messages, like TLS records. Open "
+       "binding only: a wa frame carries a whole node by construction (the 3-byte length), and a "
+       "cut node would break the wa node rules (CHN-032/CHN-033) instead.", "open"),
     _f("push_opens_second_connection", "channel", "CHN-010",
        "A push for a user who is online opens a second connection beside the live one."),
     _f("reconnect_at_once", "channel", "CHN-011",
@@ -173,7 +179,7 @@ _ALL = [
     _f("unsupported_content_drops_session", "e2e", "E2E-011",
        "A content member from a newer profile version is acknowledged and receipted, then "
        "its session is deleted as if it were corrupt."),
-    _f("receipts_not_surfaced", "e2e", "E2E-016",
+    _f("receipts_not_surfaced", "e2e", "E2E-016 E2E-023",
        "Delivery and read receipts update nothing the user can see."),
     _f("no_retry_receipt", "e2e", "E2E-017",
        "A message that fails to decrypt is dropped without a retry receipt."),

@@ -44,6 +44,7 @@ error the connection is dead (:class:`ConnectionClosed` on further use).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -381,10 +382,13 @@ class WAClient(_Connection):
     def __init__(self, *, static: KeyPair, payload: ClientPayload | bytes, root_public: bytes,
                  header: bytes | None = None, rng: Rng = system_rng,
                  ephemeral: KeyPair | None = None, now: int | None = None,
-                 max_frame: int = MAX_FRAME) -> None:
+                 max_frame: int = MAX_FRAME,
+                 cert_check: Callable[[bytes, bytes], object] | None = None) -> None:
         super().__init__(header=header or connection_header(), rng=rng, ephemeral=ephemeral,
                          max_frame=max_frame, expect_header=False)
         self._s = static
+        #: ``(chain, server_static)``; default :func:`.certs.verify_cert_chain` under ``root_public``.
+        self._cert_check = cert_check
         self._payload = payload if isinstance(payload, bytes) else payload.SerializeToString()
         self._root = root_public
         self._now = now
@@ -422,7 +426,10 @@ class WAClient(_Connection):
         ss.mix_key(_dh(self._e, rs))                       # es
         cert = ss.decrypt_and_hash(enc_cert)
         self.cert_chain = cert
-        verify_cert_chain(cert, server_static=rs, root_public=self._root, now=self._now)
+        if self._cert_check is not None:
+            self._cert_check(cert, rs)
+        else:
+            verify_cert_chain(cert, server_static=rs, root_public=self._root, now=self._now)
         self.server_static = rs
         finish = HandshakeMessage()
         finish.clientFinish.static = ss.encrypt_and_hash(self._s.public.u)

@@ -28,14 +28,15 @@ class Keys:
         return certs.make_cert_chain(root=self.root.private, intermediate=self.inter,
                                      rng=self.rng, **kw)
 
-    def pair(self, *, chain: bytes | None = None, payload=None, root=None, now=None):
+    def pair(self, *, chain: bytes | None = None, payload=None, root=None, now=None,
+             cert_check=None):
         server = WAServer(static=self.server, cert_chain=chain or self.chain(),
                           ephemeral=self.se, rng=self.rng)
         client = WAClient(static=self.client, ephemeral=self.ce, rng=self.rng, now=now,
                           payload=payload if payload is not None
                           else noise.interop_payload(token=b"header.claims.sig", account_id=42,
                                                      enable_read_receipts=True),
-                          root_public=root or self.root.public.u)
+                          root_public=root or self.root.public.u, cert_check=cert_check)
         return client, server
 
 
@@ -242,7 +243,8 @@ def test_frame_length_over_limit():
 
 
 def _server_hello(k: Keys, **kw) -> tuple[WAClient, bytes]:
-    client, server = k.pair(**{x: kw.pop(x) for x in ("chain", "root", "now") if x in kw})
+    client, server = k.pair(**{x: kw.pop(x) for x in ("chain", "root", "now", "cert_check")
+                               if x in kw})
     client.start()
     server.receive_data(client.data_to_send())
     return client, server.data_to_send()
@@ -295,6 +297,23 @@ def test_chain_for_another_server_key():
     k = Keys()
     client, m2 = _server_hello(k, chain=k.chain(server_static=k.client.public.u))
     with pytest.raises(certs.CertificateError, match="not the server's static key"):
+        client.receive_data(m2)
+
+
+def test_cert_check_hook_without_leaf_pin_is_the_fault_and_still_checks_signatures():
+    """Fault ``no_gatekeeper_key_check`` on wa: the chain of another key passes a check that
+    verifies signatures only; a chain under another root still does not."""
+    from reference_impl.provider.client.wire import chain_check_without_leaf_pin
+
+    k = Keys()
+    client, server = k.pair(chain=k.chain(server_static=k.client.public.u),
+                            cert_check=chain_check_without_leaf_pin(k.root.public.u))
+    client_events, server_events = handshake(client, server)
+    assert client_events[0].server_static == k.server.public.u
+    assert server_events  # message 3 went out: the impostor key was accepted
+    client, m2 = _server_hello(k, chain=k.chain(server_static=k.client.public.u),
+                               cert_check=chain_check_without_leaf_pin(k.inter.public.u))
+    with pytest.raises(certs.CertificateError, match="intermediate signature"):
         client.receive_data(m2)
 
 

@@ -18,6 +18,8 @@ from google.protobuf.message import DecodeError
 from reference_impl.channel import ChannelError, ClientHello, NoiseInitiator, NoiseTransport
 from reference_impl.signal.keys import KeyPair
 from reference_impl.wa import binary_xml, frame as waframe, noise as wanoise
+from reference_impl.wa.certs import CertificateError, verify_cert_chain
+from reference_impl.wa.wa_handshake_pb2 import CertChain
 from reference_impl.wa.stanza_map import StanzaMapError, from_node, to_node
 from reference_impl.wire import stanzas_pb2 as pb
 
@@ -103,6 +105,19 @@ def jid_pair_without_integrator(node: binary_xml.Node, dictionary: binary_xml.Di
         bytes([len(raw)]) + raw, bytes([len(raw)]) + binary_xml.INTEROP_SERVER.encode())
 
 
+def chain_check_without_leaf_pin(root_public: bytes) -> Callable[[bytes, bytes], object]:
+    """Fault ``no_gatekeeper_key_check`` on wa: the chain's signatures are verified under the
+    root, but its leaf is never compared with the static key the server used in the handshake
+    (so any key travels with a stolen valid chain)."""
+    def check(chain: bytes, server_static: bytes) -> object:
+        try:
+            leaf = CertChain.NoiseCertificate.Details.FromString(CertChain.FromString(chain).leaf.details)
+        except DecodeError as exc:
+            raise CertificateError(f"certificate chain does not parse: {exc}") from None
+        return verify_cert_chain(chain, server_static=leaf.key, root_public=root_public)
+    return check
+
+
 class WAClientWire:
     name = "wa"
 
@@ -125,9 +140,11 @@ class WAClientWire:
             username=int(user) if user.isdigit() else None, device=0, app_version=version)
         header = b"WA\x05\x02" if faults.on("wa_wrong_header") else None
         ephemeral = KeyPair.from_private(ephemeral_private) if ephemeral_private else None
+        cert_check = (chain_check_without_leaf_pin(root_public)
+                      if faults.on("no_gatekeeper_key_check") else None)
         self._client = wanoise.WAClient(static=KeyPair.from_private(authkey), payload=payload,
                                         root_public=root_public, header=header, max_frame=max_frame,
-                                        ephemeral=ephemeral)
+                                        ephemeral=ephemeral, cert_check=cert_check)
 
     def start(self) -> list[bytes]:
         self._client.start()
