@@ -36,6 +36,11 @@ class EventLog:
         """The ``seq`` the next event will get: pass it as ``since`` to wait for new events only."""
         return self._seq
 
+    def now_ms(self) -> float:
+        """The log's clock now, in the unit and origin of the events' ``t``: lets a check place
+        its own actions (a clock advance, say) on the same time line as the events."""
+        return round((time.monotonic() - self._t0) * 1000, 3)
+
     def append(self, kind: str, login: str | None = None, /, **detail: Any) -> Event:
         event: Event = {
             "seq": self._seq,

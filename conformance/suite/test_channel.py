@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -588,7 +587,7 @@ def test_back_off_grows_to_at_least_60_s_on_the_client_clock(kit: Kit, evidence,
     if not kit.call(kit.gk.script.force_offline, user.login):
         fail("the client online after connecting", _story(kit, 0, user.login))
     lost = _wait(kit, "G to close the connection", since=mark, login=user.login, kind="disconnected")
-    since, ref = lost["seq"], time.monotonic()
+    since, ref = lost["seq"], lost["t"]
     delays: list[tuple[float, float]] = []
     try:
         while len(delays) < BACKOFF_ATTEMPTS:
@@ -610,7 +609,7 @@ def test_back_off_grows_to_at_least_60_s_on_the_client_clock(kit: Kit, evidence,
                 break
             refused = _wait(kit, "G to close the refused attempt", since=since, login=user.login,
                             kind="disconnected", conn=attempt["detail"]["conn"])
-            since, ref = refused["seq"], time.monotonic()
+            since, ref = refused["seq"], refused["t"]
         fail("the delay between attempts grown to at least 60 s",
              f"after {len(delays)} refused attempts in a row: {_intervals(delays)} "
              "(client seconds: after..by)")
@@ -622,25 +621,40 @@ def test_back_off_grows_to_at_least_60_s_on_the_client_clock(kit: Kit, evidence,
 def _next_attempt(kit: Kit, harness: HarnessClient, user: ProviderUser, since: int,
                   ref: float) -> tuple[float, float, Event | None]:
     """Walk the client's clock along :data:`BACKOFF_GRID_S` (seconds after ``ref``, the
-    refusal) until a new attempt shows; returns (no attempt by, attempt by, the attempt)."""
+    refusal's event time in ms) until a new attempt shows; returns (no attempt by, attempt by,
+    the attempt) in client seconds after the refusal.
+
+    The attempt is placed by when its WebSocket was accepted (``ws_connected``), not by when the
+    kit saw its handshake end: under load the handshake may end after the kit has advanced the
+    clock further, and judging by that would stretch a short delay into a long one (a client
+    capped at 30 s would pass). Every advance is placed on the event log's clock."""
+    now = kit.gk.log.now_ms
+    steps: list[tuple[float, float, float]] = []  # (log ms before, client s before, client s after)
     advanced = 0.0
 
-    def elapsed() -> float:
-        return time.monotonic() - ref + advanced
+    def elapsed(at_ms: float) -> float:
+        return (at_ms - ref) / 1000 + advanced
 
     def attempt(e: Event) -> bool:
         return e["login"] == user.login and e["kind"] in ("handshake_failed", "connected")
 
-    low = 0.0
     for target in BACKOFF_GRID_S:
-        low = elapsed()
-        if target > low:
-            advance_client_clock(harness, user, target - low, "CHN-011")
-            advanced += target - low
+        t = now()
+        before = elapsed(t)
+        if target > before:
+            advance_client_clock(harness, user, target - before, "CHN-011")
+            advanced += target - before
+        steps.append((t, before, elapsed(t)))
         e = kit.within(BACKOFF_STEP_WAIT_S, attempt, since=since, area=AREA)
         if e is not None:
-            return low, elapsed(), e
-    return low, elapsed(), None
+            opened = _opened(kit, e["detail"]["conn"], since)["t"]
+            # The last advance begun before the WebSocket opened is the one that let the
+            # attempt out (or an earlier one); the client's clock then read from ``low`` on.
+            prior = [st for st in steps if st[0] <= opened] or steps[:1]
+            t_step, low, after = prior[-1]
+            high = after + (opened - t_step) / 1000
+            return low, max(high, low), e
+    return steps[-1][1], elapsed(now()), None
 
 
 def _intervals(delays: list[tuple[float, float]]) -> str:

@@ -96,13 +96,9 @@ SUITE_FAULTS = sorted(n for n, f in FAULTS.items() if not all(r.startswith("LOAD
 #: Areas whose binding-neutral faults are proved over both chat bindings: the chat channel is
 #: where the bindings differ (a fault's branch may sit on one binding's code path only).
 BOTH_WIRES_AREAS = frozenset({"channel"})
-#: Binding-neutral channel faults not yet proved over wa, and why (a check to fix, not a pass).
-WA_PENDING = {
-    "backoff_capped_at_30s": "missed 1 of 3 wa runs under load (CHN-011 PASS). Likely cause: "
-    "CHN-011's back-off grid sees an attempt only when G logs its handshake result and keeps "
-    "advancing the client clock meanwhile (0.3 s per step), so an attempt seen late (slower "
-    "wa handshake or client under load) reads as a delay >= 59 s",
-}
+#: Binding-neutral faults not yet proved over wa, with why (empty: CHN-011's back-off grid now
+#: places each attempt by when its WebSocket opened, so a late-seen attempt no longer reads long).
+WA_PENDING: dict[str, str] = {}
 
 
 def fault_wires(fault: str) -> tuple[str, ...]:
