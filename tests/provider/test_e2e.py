@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 async def test_info_and_bad_harness_input(env) -> None:
     r = await env.h.get("/info")
     assert r.status_code == 200
-    assert r.json()["profile_version"] == "1.0.0" and set(r.json()["profiles"]) <= {"core", "media", "groups"}
+    assert r.json()["profile_version"] == "1.1.0" and set(r.json()["profiles"]) <= {"core", "media", "groups"}
     handle, _ = await env.user(enlist=False, connect=False)
     bad = [
         ("POST", "/reset", {"content": b"{", "headers": {"content-type": "application/json"}}, 400),
