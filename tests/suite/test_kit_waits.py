@@ -15,7 +15,8 @@ from conformance.profile import Declaration, Profile
 from conformance.suite.kit import Kit
 from conformance.verdicts import CheckFailed
 
-SLACK = 2.0  # shared 2-core machine: bounds are checked loosely
+SLACK = 5.0  # shared 2-core CI machine under `-n auto`: stalls of ~2 s seen; upper bounds are loose
+LONG = 60.0  # a deadline no correct event-driven wait comes near
 
 
 @pytest.fixture
@@ -40,11 +41,13 @@ def _later(kit: Kit, delay: float, kind: str, login: str | None = "l1", **detail
 def test_expect_returns_the_event_as_it_arrives(kit: Kit) -> None:
     mark = kit.mark()
     _later(kit, 0.2, "ping_sent", detail="x")
-    e = kit.expect("a ping", since=mark, kind="ping_sent")
-    # Event-driven: expect returns once the event is logged, not at the area timeout. Judged on
-    # the log's own clock (when it was logged vs. when expect returned), so a loaded machine
-    # that delays the event itself does not make this fail.
-    assert e["kind"] == "ping_sent" and kit.gk.log.now_ms() - e["t"] < 500
+    t0 = time.monotonic()
+    e = kit.expect("a ping", since=mark, kind="ping_sent", timeout=LONG)
+    # Event-driven: expect returns once the event is logged, not at its deadline. The deadline is
+    # long (60 s) so that a loaded CI machine, which can delay the logging thread or the waiter's
+    # wake-up by seconds (1.7 s seen under `-n auto`), cannot make a correct wait look like a
+    # timed-out one; a polling or deadline-bound wait would still take the whole 60 s.
+    assert e["kind"] == "ping_sent" and time.monotonic() - t0 < LONG / 4
 
 
 def test_expect_fails_naming_what_was_expected_within_the_area_timeout(kit: Kit) -> None:
@@ -76,7 +79,7 @@ def test_within_none_when_quiet_and_zero_looks_only_at_the_log(kit: Kit) -> None
     t0 = time.monotonic()
     assert kit.within(0, since=mark, kind="there")["kind"] == "there"
     assert kit.within(0, lambda e: e["login"] == "l2", since=mark) is None
-    assert time.monotonic() - t0 < 0.5  # no waiting at all
+    assert time.monotonic() - t0 < SLACK  # no waiting at all (within(0) never waits)
     _later(kit, 0.2, "late")
     assert kit.within(None, since=mark, kind="late", area="slow")["kind"] == "late"
 
@@ -95,8 +98,8 @@ def test_poll_rereads_on_events_and_stops_at_the_deadline(kit: Kit) -> None:
         kit.call(kit.gk.log.append, "user_message", "l1")  # the change shows as traffic
     threading.Thread(target=arrive, daemon=True).start()
     t0 = time.monotonic()
-    got = kit.poll(read, lambda v: "m1" in v, login="l1", timeout=5.0, step=5.0)
-    assert got == ["m1"] and time.monotonic() - t0 < 0.3 + SLACK
+    got = kit.poll(read, lambda v: "m1" in v, login="l1", timeout=LONG, step=LONG)
+    assert got == ["m1"] and time.monotonic() - t0 < LONG / 4  # a step-bound poll takes 60 s
     assert len(reads) <= 3  # woken by the event, not a busy loop
     t0 = time.monotonic()
     assert kit.poll(lambda: [], login="l1", timeout=0.4, step=0.1) == []
