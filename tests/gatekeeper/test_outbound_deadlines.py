@@ -18,7 +18,7 @@ from conformance.gatekeeper.providers import Provider
 from conformance.gatekeeper.tokens import TokenError
 
 pytestmark = pytest.mark.anyio
-DEADLINE, SLACK = 1.5, 2.0
+DEADLINE, SLACK = 1.5, 5.0  # loose upper bound: "bounded", not "precise", on a loaded 2-core CI machine
 
 
 async def _trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

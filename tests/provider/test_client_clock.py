@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -19,10 +18,10 @@ async def test_sleep_ends_at_an_advance_that_passes_its_deadline() -> None:
     clock.advance(1800)  # half way: still asleep
     await asyncio.sleep(0.05)
     assert not sleeper.done()
-    start = time.monotonic()
     clock.advance(1800)
-    await asyncio.wait_for(sleeper, 2)
-    assert time.monotonic() - start < 1
+    # Woken by the advance, not by real time (3600 s): the generous bound only absorbs a loaded
+    # CI machine's scheduling stalls.
+    await asyncio.wait_for(sleeper, 30)
 
 
 async def test_sleep_also_ends_in_real_time_and_the_clock_never_goes_back() -> None:

@@ -19,7 +19,7 @@ from reference_impl.provider.tls import ensure_certificates, server_context
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 DEADLINE = 2.0
-SLACK = 2.0  # scheduling on a shared 2-core machine; the point is "bounded", not "precise"
+SLACK = 5.0  # scheduling on a shared 2-core machine; the point is "bounded", not "precise"
 
 
 async def _read_request(reader: asyncio.StreamReader) -> None:
