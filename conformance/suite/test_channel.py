@@ -581,7 +581,7 @@ def test_back_off_grows_to_at_least_60_s_on_the_client_clock(kit: Kit, evidence,
     # until it reaches 60 s, and the client must keep trying.
     user = new_user()
     advance_client_clock(harness, user, 0, "CHN-011's growth of the back-off to 60 s")
-    for _ in range(BACKOFF_ATTEMPTS):
+    for _ in range(BACKOFF_ATTEMPTS + 1):  # + 1: the cap's confirmation attempt is refused too
         kit.call(kit.gk.script.fail_next_connect, user.login, "internal")
     mark = kit.mark()
     if not kit.call(kit.gk.script.force_offline, user.login):
@@ -600,6 +600,7 @@ def test_back_off_grows_to_at_least_60_s_on_the_client_clock(kit: Kit, evidence,
             evidence.record("reconnect_delay", attempt=len(delays), after_s=round(low, 2),
                             by_s=round(high, 2))
             if low >= BACKOFF_CAP_S:
+                _confirm_cap(kit, harness, user, attempt, evidence)
                 return
             if len(delays) > 1 and high <= delays[-2][0]:
                 fail("a longer delay after each failed attempt until it reaches 60 s",
@@ -655,6 +656,56 @@ def _next_attempt(kit: Kit, harness: HarnessClient, user: ProviderUser, since: i
             high = after + (opened - t_step) / 1000
             return low, max(high, low), e
     return steps[-1][1], elapsed(now()), None
+
+
+#: Real seconds the kit waits, below the cap, for an attempt that must not come (the cap's
+#: confirmation): a client that is late by less than this cannot hide a short cap.
+BACKOFF_CONFIRM_WAIT_S = 5.0
+
+
+def _confirm_cap(kit: Kit, harness: HarnessClient, user: ProviderUser, attempt: Event,
+                 evidence) -> None:
+    """Re-measure the delay after the attempt the grid judged capped, as an upper bound only.
+
+    The grid gives an attempt to the last step begun before its WebSocket opened; a client slowed
+    by a loaded machine can open after a later step began and so look capped at 60 s when it is
+    capped at 30 s (seen under 4 parallel suites). Here the clock is moved in one step to
+    ``cap - 9`` s, the kit waits ``BACKOFF_CONFIRM_WAIT_S`` real seconds (the clock reaches
+    about ``cap - 4``), then moves it past 60 s. Any attempt is placed by when its WebSocket
+    opened with only the advances made before that moment: lateness can only raise the figure,
+    so an attempt below the cap is proof of a shorter delay."""
+    refused = _wait(kit, "G to close the refused attempt", since=attempt["seq"], login=user.login,
+                    kind="disconnected", conn=attempt["detail"]["conn"])
+    since, ref = refused["seq"], refused["t"]
+    now = kit.gk.log.now_ms
+    advances: list[tuple[float, float]] = []  # (log ms before the advance, client s added)
+
+    def bound(opened_ms: float) -> float:
+        return (opened_ms - ref) / 1000 + sum(a for t, a in advances if t <= opened_ms)
+
+    def is_attempt(e: Event) -> bool:
+        return e["login"] == user.login and e["kind"] in ("handshake_failed", "connected")
+
+    quiet_until = BACKOFF_CAP_S - BACKOFF_CONFIRM_WAIT_S - 4.0
+    for target, wait in ((quiet_until, BACKOFF_CONFIRM_WAIT_S), (BACKOFF_CAP_S + 2.0, None)):
+        t = now()
+        step = target - bound(t)
+        if step > 0:
+            advance_client_clock(harness, user, step, "CHN-011")
+            advances.append((t, step))
+        e = kit.within(wait, is_attempt, since=since, area=AREA)
+        if e is None:
+            if wait is None:
+                fail("another reconnection attempt once the delay reached 60 s",
+                     f"none by {bound(now()):.0f} s of client time after the refused attempt")
+            continue
+        by = bound(_opened(kit, e["detail"]["conn"], since)["t"])
+        evidence.record("reconnect_delay_confirmed", by_s=round(by, 2))
+        if by < BACKOFF_CAP_S:
+            fail("the delay between attempts kept at 60 s once reached",
+                 f"the next attempt came by {by:.1f} s of client time (confirmation, with one "
+                 f"clock step to {quiet_until:.0f} s and {BACKOFF_CONFIRM_WAIT_S:g} s real wait)")
+        return
 
 
 def _intervals(delays: list[tuple[float, float]]) -> str:
