@@ -4,6 +4,8 @@ gatekeeper simulator and an embedded provider (both asyncio) without an async py
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -12,10 +14,30 @@ __all__ = ["LoopThread"]
 
 T = TypeVar("T")
 
+_log = logging.getLogger("conformance.loop")
+
+#: Errors a peer causes by how it closes a connection (a TLS close_notify followed by data, a
+#: reset, a broken pipe). hypercorn meets them while closing a connection and, having no one to
+#: raise them to, hands them to the loop, whose default handler prints a traceback on stderr in
+#: the middle of a run. They say nothing the checks do not already judge from the traffic.
+_PEER_CLOSE_ERRORS = (ssl.SSLError, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+def _quiet_peer_close(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Loop exception handler: a peer's unclean close is logged at DEBUG, anything else goes to
+    asyncio's default handler (printed, as before)."""
+    exc = context.get("exception")
+    if isinstance(exc, _PEER_CLOSE_ERRORS):
+        _log.debug("peer closed uncleanly: %s: %s (%s)", type(exc).__name__, exc,
+                   context.get("message", ""))
+        return
+    loop.default_exception_handler(context)
+
 
 class LoopThread:
     def __init__(self, name: str = "conformance-loop") -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(_quiet_peer_close)
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
