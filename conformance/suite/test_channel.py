@@ -619,6 +619,11 @@ def test_back_off_grows_to_at_least_60_s_on_the_client_clock(kit: Kit, evidence,
             harness.disconnect(user.handle, wake_on_push=False)
 
 
+def _reconnect_attempt(login: str) -> Callable[[Event], bool]:
+    """A reconnection attempt of ``login`` as the kit sees it end: refused or completed."""
+    return lambda e: e["login"] == login and e["kind"] in ("handshake_failed", "connected")
+
+
 def _next_attempt(kit: Kit, harness: HarnessClient, user: ProviderUser, since: int,
                   ref: float) -> tuple[float, float, Event | None]:
     """Walk the client's clock along :data:`BACKOFF_GRID_S` (seconds after ``ref``, the
@@ -636,9 +641,7 @@ def _next_attempt(kit: Kit, harness: HarnessClient, user: ProviderUser, since: i
     def elapsed(at_ms: float) -> float:
         return (at_ms - ref) / 1000 + advanced
 
-    def attempt(e: Event) -> bool:
-        return e["login"] == user.login and e["kind"] in ("handshake_failed", "connected")
-
+    attempt = _reconnect_attempt(user.login)
     for target in BACKOFF_GRID_S:
         t = now()
         before = elapsed(t)
@@ -683,9 +686,7 @@ def _confirm_cap(kit: Kit, harness: HarnessClient, user: ProviderUser, attempt: 
     def bound(opened_ms: float) -> float:
         return (opened_ms - ref) / 1000 + sum(a for t, a in advances if t <= opened_ms)
 
-    def is_attempt(e: Event) -> bool:
-        return e["login"] == user.login and e["kind"] in ("handshake_failed", "connected")
-
+    is_attempt = _reconnect_attempt(user.login)
     quiet_until = BACKOFF_CAP_S - BACKOFF_CONFIRM_WAIT_S - 4.0
     for target, wait in ((quiet_until, BACKOFF_CONFIRM_WAIT_S), (BACKOFF_CAP_S + 2.0, None)):
         t = now()
